@@ -1,0 +1,655 @@
+/* kernels.c - scalar reference kernels, the choice of SIMD path, and the
+ * threaded entry point (see kernels.h).
+ *
+ * The scalar functions here are the definitions every faster path is
+ * tested against: plain loops, accumulation in float in index order, erf
+ * and exp from libm.  They are also the path used on CPUs without AVX2 and
+ * on other architectures.
+ *
+ * The path is a table of function pointers (kernels_isa.h) chosen once by
+ * kern_init from CPUID and XGETBV (the OS must save the AVX / AVX-512
+ * register state, not just the CPU support it); the public functions
+ * below only forward to it.  Per-ISA code lives in kernels_avx2.c and
+ * kernels_avx512.c, compiled with per-function target attributes so the
+ * binary itself needs nothing beyond baseline x86-64.
+ */
+#include "kernels.h"
+#include "kernels_isa.h"
+
+#include "err.h"
+#include "pool.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
+/* ---- scalar reference kernels ---------------------------------------- */
+
+static void gemm_nt_scalar(int m, int n, int k, const float *a, int lda,
+                           const float *b, int ldb, float *c, int ldc)
+{
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            const float *ai = a + (size_t)i * lda, *bj = b + (size_t)j * ldb;
+            float s = 0.0f;
+            for (int p = 0; p < k; p++)
+                s += ai[p] * bj[p];
+            c[(size_t)i * ldc + j] = s;
+        }
+}
+
+static void gemm_nn_scalar(int m, int n, int k, const float *a, int lda,
+                           const float *b, int ldb, float *c, int ldc)
+{
+    for (int i = 0; i < m; i++) {
+        float *ci = c + (size_t)i * ldc;
+        for (int j = 0; j < n; j++)
+            ci[j] = 0.0f;
+        for (int p = 0; p < k; p++) {
+            float aip = a[(size_t)i * lda + p];
+            const float *bp = b + (size_t)p * ldb;
+            for (int j = 0; j < n; j++)
+                ci[j] += aip * bp[j];
+        }
+    }
+}
+
+static void linear_f_scalar(const float *x, int m, const kern_matrix *w,
+                            const float *bias, float *out, int n0, int n1)
+{
+    int k = w->cols, n = w->rows;
+    for (int i = 0; i < m; i++) {
+        const float *xi = x + (size_t)i * k;
+        for (int j = n0; j < n1; j++) {
+            float s = 0.0f;
+            if (w->type == KERN_F16) {
+                const uint16_t *wj = (const uint16_t *)w->data + (size_t)j * k;
+                for (int p = 0; p < k; p++)
+                    s += xi[p] * kern_f16_to_f32(wj[p]);
+            } else {
+                const float *wj = (const float *)w->data + (size_t)j * k;
+                for (int p = 0; p < k; p++)
+                    s += xi[p] * wj[p];
+            }
+            out[(size_t)i * n + j] = bias ? s + bias[j] : s;
+        }
+    }
+}
+
+/* One block of 32 activations to int8 codes and a float scale, the
+ * definition the SIMD quantizers reproduce bit for bit. */
+static float quantize_block_x(const float *x, int8_t *q)
+{
+    float amax = 0.0f;
+    for (int i = 0; i < KERN_Q8_0_BLOCK; i++)
+        if (fabsf(x[i]) > amax)
+            amax = fabsf(x[i]);
+    float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    for (int i = 0; i < KERN_Q8_0_BLOCK; i++)
+        q[i] = (int8_t)lrintf(x[i] * id);
+    return amax / 127.0f;
+}
+
+/* q8_0 reference.  Per output: acc = 0; for each block in order,
+ * acc += (d_w * d_x) * (float)isum with isum the exact integer dot product;
+ * then + bias.  Quantizes x block by block, so it needs no scratch. */
+static int linear_q8_scalar(const float *x, const kern_qx *qx, int m,
+                            const kern_matrix *w, const float *bias,
+                            float *out, int n0, int n1)
+{
+    (void)qx;
+    int k = w->cols, n = w->rows, nb = k / KERN_Q8_0_BLOCK;
+    size_t row_bytes = kern_row_bytes(KERN_Q8_0, k);
+    const uint8_t *data = w->data;
+    for (int i = 0; i < m; i++) {
+        float *oi = out + (size_t)i * n;
+        for (int j = n0; j < n1; j++)
+            oi[j] = 0.0f;
+        for (int b = 0; b < nb; b++) {
+            int8_t q[KERN_Q8_0_BLOCK];
+            float dx = quantize_block_x(x + (size_t)i * k + b * 32, q);
+            for (int j = n0; j < n1; j++) {
+                const uint8_t *blk = data + (size_t)j * row_bytes + b * 34;
+                uint16_t dh;
+                memcpy(&dh, blk, 2);
+                float dw = kern_f16_to_f32(dh);
+                int32_t isum = kern__dot_q8(q, (const int8_t *)blk + 2);
+                oi[j] += (dw * dx) * (float)isum;
+            }
+        }
+        if (bias)
+            for (int j = n0; j < n1; j++)
+                oi[j] += bias[j];
+    }
+    return 0;
+}
+
+static void layernorm_scalar(float *x, int n, const float *gamma,
+                             const float *beta, float eps)
+{
+    double mean = 0.0, var = 0.0;
+    for (int i = 0; i < n; i++)
+        mean += x[i];
+    mean /= n;
+    for (int i = 0; i < n; i++) {
+        double d = x[i] - mean;
+        var += d * d;
+    }
+    var /= n;
+    float inv = (float)(1.0 / sqrt(var + eps));
+    for (int i = 0; i < n; i++)
+        x[i] = ((float)(x[i] - mean)) * inv * gamma[i] + beta[i];
+}
+
+static void gelu_scalar(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * (float)M_SQRT1_2));
+}
+
+static void softmax_scalar(float *x, int n)
+{
+    float max = x[0];
+    for (int i = 1; i < n; i++)
+        if (x[i] > max)
+            max = x[i];
+    float sum = 0.0f;
+    for (int i = 0; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += x[i];
+    }
+    float inv = 1.0f / sum;
+    for (int i = 0; i < n; i++)
+        x[i] *= inv;
+}
+
+static void add_scalar(float *y, const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        y[i] += x[i];
+}
+
+static float dot_scalar(const float *a, const float *b, int n)
+{
+    float s = 0.0f;
+    for (int i = 0; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+const kern_ops kern__ops_scalar = {
+    .name = "scalar",
+    .gemm_nt = gemm_nt_scalar,
+    .gemm_nn = gemm_nn_scalar,
+    .linear_f = linear_f_scalar,
+    .quantize_x = NULL,
+    .linear_q8 = linear_q8_scalar,
+    .layernorm = layernorm_scalar,
+    .gelu = gelu_scalar,
+    .softmax = softmax_scalar,
+    .add = add_scalar,
+    .dot = dot_scalar,
+};
+
+/* ---- choosing the path ----------------------------------------------- */
+
+enum { ISA_SCALAR, ISA_AVX2, ISA_AVX512, ISA_AVX512VNNI, ISA_COUNT };
+
+static const char *const isa_names[ISA_COUNT] = {
+    "scalar", "avx2", "avx512", "avx512vnni"
+};
+
+static const kern_ops *isa_table(int level)
+{
+#if defined(__x86_64__)
+    switch (level) {
+    case ISA_AVX2: return &kern__ops_avx2;
+    case ISA_AVX512: return &kern__ops_avx512;
+    case ISA_AVX512VNNI: return &kern__ops_avx512vnni;
+    }
+#endif
+    (void)level;
+    return &kern__ops_scalar;
+}
+
+/* The best level this CPU and OS support. */
+static int detect_level(void)
+{
+#if defined(__x86_64__)
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d))
+        return ISA_SCALAR;
+    int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
+    int fma = (c >> 12) & 1, f16c = (c >> 29) & 1;
+    if (!osxsave || !avx)
+        return ISA_SCALAR;
+    unsigned xlo, xhi;
+    __asm__ volatile("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
+    uint64_t xcr0 = ((uint64_t)xhi << 32) | xlo;
+    if ((xcr0 & 0x6) != 0x6) /* SSE and AVX state */
+        return ISA_SCALAR;
+    if (__get_cpuid_max(0, NULL) < 7)
+        return ISA_SCALAR;
+    __cpuid_count(7, 0, a, b, c, d);
+    int avx2 = (b >> 5) & 1;
+    int f512 = (b >> 16) & 1, dq = (b >> 17) & 1, bw = (b >> 30) & 1;
+    int vl = (b >> 31) & 1, vnni = (c >> 11) & 1;
+    if (!avx2 || !fma || !f16c)
+        return ISA_SCALAR;
+    /* opmask, upper halves of zmm0-15, zmm16-31 */
+    if ((xcr0 & 0xe0) != 0xe0 || !f512 || !dq || !bw || !vl)
+        return ISA_AVX2;
+    return vnni ? ISA_AVX512VNNI : ISA_AVX512;
+#else
+    return ISA_SCALAR;
+#endif
+}
+
+static int cpu_level;
+static _Atomic(const kern_ops *) current_ops;
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+static int level_by_name(const char *name)
+{
+    for (int i = 0; i < ISA_COUNT; i++)
+        if (strcmp(name, isa_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+static void init_once_fn(void)
+{
+    cpu_level = detect_level();
+    int level = cpu_level;
+    const char *forced = getenv("LODE_ISA");
+    if (forced && *forced) {
+        int want = level_by_name(forced);
+        if (want >= 0 && want < level) /* only ever lower */
+            level = want;
+    }
+    atomic_store(&current_ops, isa_table(level));
+}
+
+void kern_init(void)
+{
+    pthread_once(&init_once, init_once_fn);
+}
+
+static inline const kern_ops *ops(void)
+{
+    const kern_ops *o = atomic_load_explicit(&current_ops,
+                                             memory_order_acquire);
+    if (__builtin_expect(o == NULL, 0)) {
+        kern_init();
+        o = atomic_load(&current_ops);
+    }
+    return o;
+}
+
+const char *kern_isa_name(void) { return ops()->name; }
+
+int kern_set_isa(const char *name)
+{
+    kern_init();
+    int level = level_by_name(name);
+    if (level < 0)
+        return LODE_EINVAL;
+    if (level > cpu_level)
+        return LODE_EUNSUPPORTED;
+    atomic_store(&current_ops, isa_table(level));
+    return LODE_OK;
+}
+
+/* ---- per-thread scratch ---------------------------------------------- */
+
+typedef struct scratch_set {
+    void *buf[2];
+    size_t cap[2];
+} scratch_set;
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static int scratch_key_ok;
+static _Thread_local scratch_set *thread_scratch;
+
+static void scratch_destroy(void *p)
+{
+    scratch_set *s = p;
+    free(s->buf[0]);
+    free(s->buf[1]);
+    free(s);
+}
+
+static void scratch_key_create(void)
+{
+    scratch_key_ok = pthread_key_create(&scratch_key, scratch_destroy) == 0;
+}
+
+void *kern__scratch(int slot, size_t bytes)
+{
+    scratch_set *s = thread_scratch;
+    if (!s) {
+        pthread_once(&scratch_once, scratch_key_create);
+        if (!scratch_key_ok || !(s = calloc(1, sizeof *s)))
+            return NULL;
+        if (pthread_setspecific(scratch_key, s) != 0) {
+            free(s);
+            return NULL;
+        }
+        thread_scratch = s;
+    }
+    if (s->cap[slot] < bytes) {
+        size_t cap = s->cap[slot] + s->cap[slot] / 2;
+        if (cap < bytes)
+            cap = bytes;
+        cap = (cap + 63) & ~(size_t)63;
+        void *p = aligned_alloc(64, cap);
+        if (!p)
+            return NULL;
+        free(s->buf[slot]);
+        s->buf[slot] = p;
+        s->cap[slot] = cap;
+    }
+    return s->buf[slot];
+}
+
+/* ---- public entry points --------------------------------------------- */
+
+size_t kern_row_bytes(kern_type type, int cols)
+{
+    switch (type) {
+    case KERN_F32: return (size_t)cols * 4;
+    case KERN_F16: return (size_t)cols * 2;
+    case KERN_Q8_0: return (size_t)cols / KERN_Q8_0_BLOCK * KERN_Q8_0_BYTES;
+    }
+    return 0;
+}
+
+/* Quantized-activation buffer for m rows of k in scratch slot 0. */
+static int qx_alloc(int m, int k, kern_qx *qx)
+{
+    size_t qbytes = ((size_t)m * k + 63) & ~(size_t)63;
+    size_t dbytes = (size_t)m * (k / KERN_Q8_0_BLOCK) * sizeof(float);
+    uint8_t *p = kern__scratch(0, qbytes + dbytes);
+    if (!p)
+        return -1;
+    qx->q = p;
+    qx->d = (float *)(p + qbytes);
+    return 0;
+}
+
+static int linear_supported(const kern_matrix *w)
+{
+    return w->type == KERN_F32 || w->type == KERN_F16 ||
+           (w->type == KERN_Q8_0 && w->cols % KERN_Q8_0_BLOCK == 0);
+}
+
+void kern_linear(const float *x, int m, const kern_matrix *w,
+                 const float *bias, float *out)
+{
+    const kern_ops *o = ops();
+    if (m <= 0 || w->rows <= 0)
+        return;
+    if (!linear_supported(w)) { /* the loader rejects these; stay defined */
+        memset(out, 0, (size_t)m * w->rows * sizeof(float));
+        return;
+    }
+    if (w->type != KERN_Q8_0) {
+        o->linear_f(x, m, w, bias, out, 0, w->rows);
+        return;
+    }
+    kern_qx qx = { 0 };
+    if (o->quantize_x) {
+        if (qx_alloc(m, w->cols, &qx) != 0) {
+            o = &kern__ops_scalar; /* same bits, no scratch */
+        } else {
+            o->quantize_x(x, m, w->cols, &qx);
+        }
+    }
+    if (o->linear_q8(x, &qx, m, w, bias, out, 0, w->rows) != 0)
+        kern__ops_scalar.linear_q8(x, NULL, m, w, bias, out, 0, w->rows);
+}
+
+/* Work split for kern_linear_mt: a grid of row chunks x column chunks.
+ * Column chunks come first (each thread then streams its own slice of the
+ * weights); chunk widths are multiples of 48, which every path's register
+ * tile divides, so no tile is split. */
+typedef struct linear_job {
+    const kern_ops *ops;
+    const float *x;
+    kern_qx qx;
+    int m, k, n;
+    const kern_matrix *w;
+    const float *bias;
+    float *out;
+    int col_chunk, n_col_chunks, row_chunk;
+} linear_job;
+
+static void quantize_task(void *ctx, int task, int thread)
+{
+    (void)thread;
+    linear_job *job = ctx;
+    int i0 = task * job->row_chunk;
+    int mi = job->m - i0 < job->row_chunk ? job->m - i0 : job->row_chunk;
+    int nb = job->k / KERN_Q8_0_BLOCK;
+    kern_qx part = { job->qx.q + (size_t)i0 * job->k,
+                     job->qx.d + (size_t)i0 * nb };
+    job->ops->quantize_x(job->x + (size_t)i0 * job->k, mi, job->k, &part);
+}
+
+static void linear_task(void *ctx, int task, int thread)
+{
+    (void)thread;
+    linear_job *job = ctx;
+    int col = task % job->n_col_chunks, row = task / job->n_col_chunks;
+    int n0 = col * job->col_chunk;
+    int n1 = n0 + job->col_chunk < job->n ? n0 + job->col_chunk : job->n;
+    int i0 = row * job->row_chunk;
+    int mi = job->m - i0 < job->row_chunk ? job->m - i0 : job->row_chunk;
+    const float *x = job->x + (size_t)i0 * job->k;
+    float *out = job->out + (size_t)i0 * job->n;
+    if (job->w->type != KERN_Q8_0) {
+        job->ops->linear_f(x, mi, job->w, job->bias, out, n0, n1);
+        return;
+    }
+    int nb = job->k / KERN_Q8_0_BLOCK;
+    kern_qx part = { 0 };
+    if (job->qx.q) {
+        part.q = job->qx.q + (size_t)i0 * job->k;
+        part.d = job->qx.d + (size_t)i0 * nb;
+    }
+    if (job->ops->linear_q8(x, &part, mi, job->w, job->bias, out, n0,
+                            n1) != 0)
+        kern__ops_scalar.linear_q8(x, NULL, mi, job->w, job->bias, out, n0,
+                                   n1);
+}
+
+void kern_linear_mt(struct pool *pool, const float *x, int m,
+                    const kern_matrix *w, const float *bias, float *out)
+{
+    int threads = pool ? pool_threads(pool) : 1;
+    double work = (double)m * w->rows * w->cols;
+    if (threads <= 1 || work < 65536.0 || !linear_supported(w) ||
+        w->rows <= 48) {
+        kern_linear(x, m, w, bias, out);
+        return;
+    }
+    linear_job job = {
+        .ops = ops(), .x = x, .m = m, .k = w->cols, .n = w->rows, .w = w,
+        .bias = bias, .out = out,
+    };
+    /* About 4 tasks per thread for balance, none narrower than 48. */
+    int max_col_chunks = (job.n + 47) / 48;
+    int n_col = 4 * threads < max_col_chunks ? 4 * threads : max_col_chunks;
+    int width = (job.n + n_col - 1) / n_col;
+    job.col_chunk = (width + 47) / 48 * 48;
+    job.n_col_chunks = (job.n + job.col_chunk - 1) / job.col_chunk;
+    /* Rows split only when columns alone leave threads idle, or the
+     * activations would not stay in cache. */
+    job.row_chunk = m;
+    if (job.n_col_chunks < 2 * threads && m >= 64)
+        job.row_chunk = (m + 2 * threads - 1) / (2 * threads);
+    if (job.row_chunk > 512)
+        job.row_chunk = 512;
+    job.row_chunk = (job.row_chunk + 7) / 8 * 8;
+    int n_row = (m + job.row_chunk - 1) / job.row_chunk;
+
+    if (w->type == KERN_Q8_0 && job.ops->quantize_x) {
+        if (qx_alloc(m, job.k, &job.qx) != 0) {
+            job.ops = &kern__ops_scalar;
+        } else {
+            pool_run(pool, n_row, quantize_task, &job);
+        }
+    }
+    pool_run(pool, n_row * job.n_col_chunks, linear_task, &job);
+}
+
+void kern_gemm_nt(int m, int n, int k, const float *a, int lda,
+                  const float *b, int ldb, float *c, int ldc)
+{
+    if (m > 0 && n > 0)
+        ops()->gemm_nt(m, n, k, a, lda, b, ldb, c, ldc);
+}
+
+void kern_gemm_nn(int m, int n, int k, const float *a, int lda,
+                  const float *b, int ldb, float *c, int ldc)
+{
+    if (m > 0 && n > 0)
+        ops()->gemm_nn(m, n, k, a, lda, b, ldb, c, ldc);
+}
+
+void kern_layernorm(float *x, int n, const float *gamma, const float *beta,
+                    float eps)
+{
+    ops()->layernorm(x, n, gamma, beta, eps);
+}
+
+void kern_gelu(float *x, size_t n) { ops()->gelu(x, n); }
+
+void kern_softmax(float *x, int n)
+{
+    if (n > 0)
+        ops()->softmax(x, n);
+}
+
+void kern_add(float *y, const float *x, size_t n) { ops()->add(y, x, n); }
+
+float kern_dot(const float *a, const float *b, int n)
+{
+    return ops()->dot(a, b, n);
+}
+
+/* ---- conversions and quantization ------------------------------------ */
+
+void kern_quantize_q8_0(const float *src, int n, void *dst)
+{
+    uint8_t *out = dst;
+    for (int b = 0; b < n / KERN_Q8_0_BLOCK; b++) {
+        const float *x = src + b * KERN_Q8_0_BLOCK;
+        float amax = 0.0f;
+        for (int i = 0; i < KERN_Q8_0_BLOCK; i++)
+            if (fabsf(x[i]) > amax)
+                amax = fabsf(x[i]);
+        float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        uint16_t dh = kern_f32_to_f16(d);
+        memcpy(out, &dh, 2);
+        for (int i = 0; i < KERN_Q8_0_BLOCK; i++)
+            out[2 + i] = (uint8_t)(int8_t)roundf(x[i] * id);
+        out += KERN_Q8_0_BYTES;
+    }
+}
+
+void kern_dequantize_row(const kern_matrix *w, int row, float *dst)
+{
+    int k = w->cols;
+    const uint8_t *p = (const uint8_t *)w->data +
+                       (size_t)row * kern_row_bytes(w->type, k);
+    switch (w->type) {
+    case KERN_F32:
+        memcpy(dst, p, (size_t)k * sizeof(float));
+        break;
+    case KERN_F16:
+        for (int i = 0; i < k; i++) {
+            uint16_t h;
+            memcpy(&h, p + 2 * (size_t)i, 2);
+            dst[i] = kern_f16_to_f32(h);
+        }
+        break;
+    case KERN_Q8_0:
+        for (int b = 0; b < k / KERN_Q8_0_BLOCK; b++) {
+            const uint8_t *blk = p + (size_t)b * KERN_Q8_0_BYTES;
+            uint16_t h;
+            memcpy(&h, blk, 2);
+            float d = kern_f16_to_f32(h);
+            for (int i = 0; i < KERN_Q8_0_BLOCK; i++)
+                dst[b * KERN_Q8_0_BLOCK + i] = d * (float)(int8_t)blk[2 + i];
+        }
+        break;
+    }
+}
+
+float kern_f16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;
+    if (exp == 0) {
+        if (mant == 0) {
+            bits = sign;
+        } else { /* subnormal: renormalise */
+            exp = 127 - 15 + 1;
+            while (!(mant & 0x400)) {
+                mant <<= 1;
+                exp--;
+            }
+            mant &= 0x3ff;
+            bits = sign | (exp << 23) | (mant << 13);
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | (mant << 13);
+    } else {
+        bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+    }
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+uint16_t kern_f32_to_f16(float f)
+{
+    /* Round to nearest even, with overflow to inf and subnormals. */
+    uint32_t x;
+    memcpy(&x, &f, sizeof x);
+    uint32_t sign = (x >> 16) & 0x8000;
+    uint32_t absx = x & 0x7fffffffu;
+    if (absx >= 0x7f800000u) /* inf or nan */
+        return (uint16_t)(sign | 0x7c00 | (absx > 0x7f800000u ? 0x200 : 0));
+    if (absx >= 0x477ff000u) /* rounds to >= 65520: inf */
+        return (uint16_t)(sign | 0x7c00);
+    if (absx < 0x38800000u) { /* below the smallest normal half */
+        if (absx < 0x33000000u)
+            return (uint16_t)sign;
+        uint32_t e = absx >> 23, m = (absx & 0x7fffff) | 0x800000;
+        int shift = 126 - (int)e; /* 14..24 */
+        uint32_t half = m >> shift, rem = m & ((1u << shift) - 1);
+        uint32_t mid = 1u << (shift - 1);
+        if (rem > mid || (rem == mid && (half & 1)))
+            half++;
+        return (uint16_t)(sign | half);
+    }
+    uint32_t r = absx + 0xfff + ((absx >> 13) & 1) - 0x38000000u;
+    return (uint16_t)(sign | (r >> 13));
+}
+
+float kern_bf16_to_f32(uint16_t h)
+{
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}

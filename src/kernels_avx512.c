@@ -1,0 +1,499 @@
+/* kernels_avx512.c - the AVX-512 paths (see kernels.h, kernels_avx2.c).
+ *
+ * The same algorithms as kernels_avx2.c, twice as wide and with 32
+ * registers, so bigger register tiles: fp32 dot-product tiles of 4 rows of
+ * A x 6 weight rows (24 accumulators), A.B tiles of 6 rows x 64 columns.
+ * Tails use AVX-512 masks instead of copies.  On Zen 4 a 512-bit FMA is
+ * double-pumped (same FLOP/cycle as two 256-bit ones); the gain is fewer
+ * instructions and loads per FMA and the extra registers.
+ *
+ * q8_0 with VNNI: weight rows are transposed 16 at a time into a panel
+ * whose vector t holds int8 4t..4t+3 of each row's block, so one vpdpbusd
+ * gives 4-element partial sums of 16 outputs with a broadcast activation
+ * dword.  vpdpbusd multiplies unsigned by signed bytes, so activations are
+ * stored as q + 128 (uint8) and each block's sum starts from
+ * -128 * sum(w), precomputed in the panel; the block sums are exact and
+ * scaled in float in the reference's order.  The plain "avx512" level (no
+ * VNNI) uses the AVX2 q8_0 code, which gives the same bits.
+ */
+#include "kernels_isa.h"
+
+#if defined(__x86_64__)
+
+#include <immintrin.h>
+#include <string.h>
+
+#define AVX512_TARGET "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c"
+#define AVX512 __attribute__((target(AVX512_TARGET)))
+#define AVX512_INLINE static inline __attribute__((always_inline, \
+                                                   target(AVX512_TARGET)))
+#define VNNI __attribute__((target(AVX512_TARGET ",avx512vnni")))
+#define VNNI_INLINE static inline __attribute__((always_inline, \
+                                     target(AVX512_TARGET ",avx512vnni")))
+
+AVX512_INLINE __mmask16 tail_mask16(int n)
+{
+    return (__mmask16)((1u << n) - 1);
+}
+
+/* Lane i = the sum of the 16 lanes of v[i], for 16 vectors at once.  Each
+ * sum is a fixed tree (lane l + lane l+8, then l + l+4, l + l+2, 0 + 1)
+ * whatever the other 15 vectors are, so an output does not depend on
+ * which accumulators shared its reduction. */
+AVX512_INLINE __m512 reduce16(const __m512 v[16])
+{
+    __m512 t[8], u[4];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) /* [v2i: i + i+8 | v2i+1: i + i+8] */
+        t[i] = _mm512_add_ps(
+            _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+            _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) /* 4 lanes each of v4i..v4i+3 */
+        u[i] = _mm512_add_ps(
+            _mm512_shuffle_f32x4(t[2 * i], t[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+            _mm512_shuffle_f32x4(t[2 * i], t[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+    /* chunk c: 2 lanes each of v_c, v_4+c (w0) and v_8+c, v_12+c (w1) */
+    __m512 w0 = _mm512_add_ps(_mm512_shuffle_ps(u[0], u[1], _MM_SHUFFLE(1, 0, 1, 0)),
+                              _mm512_shuffle_ps(u[0], u[1], _MM_SHUFFLE(3, 2, 3, 2)));
+    __m512 w1 = _mm512_add_ps(_mm512_shuffle_ps(u[2], u[3], _MM_SHUFFLE(1, 0, 1, 0)),
+                              _mm512_shuffle_ps(u[2], u[3], _MM_SHUFFLE(3, 2, 3, 2)));
+    /* lane 4c + j holds the sum of v_c+4j */
+    __m512 r = _mm512_add_ps(_mm512_shuffle_ps(w0, w1, _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_ps(w0, w1, _MM_SHUFFLE(3, 1, 3, 1)));
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13,
+                                            2, 6, 10, 14, 3, 7, 11, 15);
+    return _mm512_permutexvar_ps(order, r);
+}
+
+AVX512_INLINE __m512 load_w16(const void *row, int p, int f16)
+{
+    if (f16)
+        return _mm512_cvtph_ps(_mm256_loadu_si256(
+            (const __m256i *)((const uint16_t *)row + p)));
+    return _mm512_loadu_ps((const float *)row + p);
+}
+
+AVX512_INLINE __m512 load_w16_tail(const void *row, int p, __mmask16 mask,
+                                   int f16)
+{
+    if (f16)
+        return _mm512_cvtph_ps(
+            _mm256_maskz_loadu_epi16(mask, (const uint16_t *)row + p));
+    return _mm512_maskz_loadu_ps(mask, (const float *)row + p);
+}
+
+/* ---- fp32: C = A . W^T ------------------------------------------------ */
+
+#define NT_MR 4
+#define NT_NR 6
+
+AVX512_INLINE void nt_tile(const int mr, int k, const float *a, size_t lda,
+                           const void *const w[NT_NR], int f16,
+                           float res[NT_MR][NT_NR])
+{
+    __m512 acc[NT_MR][NT_NR];
+#pragma GCC unroll 4
+    for (int r = 0; r < mr; r++)
+#pragma GCC unroll 6
+        for (int q = 0; q < NT_NR; q++)
+            acc[r][q] = _mm512_setzero_ps();
+    int p = 0;
+    for (; p + 16 <= k; p += 16) {
+        __m512 av[NT_MR];
+#pragma GCC unroll 4
+        for (int r = 0; r < mr; r++)
+            av[r] = _mm512_loadu_ps(a + r * lda + p);
+#pragma GCC unroll 6
+        for (int q = 0; q < NT_NR; q++) {
+            __m512 wv = load_w16(w[q], p, f16);
+#pragma GCC unroll 4
+            for (int r = 0; r < mr; r++)
+                acc[r][q] = _mm512_fmadd_ps(av[r], wv, acc[r][q]);
+        }
+    }
+    if (p < k) {
+        __mmask16 mask = tail_mask16(k - p);
+        __m512 av[NT_MR];
+#pragma GCC unroll 4
+        for (int r = 0; r < mr; r++)
+            av[r] = _mm512_maskz_loadu_ps(mask, a + r * lda + p);
+#pragma GCC unroll 6
+        for (int q = 0; q < NT_NR; q++) {
+            __m512 wv = load_w16_tail(w[q], p, mask, f16);
+#pragma GCC unroll 4
+            for (int r = 0; r < mr; r++)
+                acc[r][q] = _mm512_fmadd_ps(av[r], wv, acc[r][q]);
+        }
+    }
+    /* Reduce the accumulators 16 at a time (padding with zeros). */
+    __m512 flat[32];
+    float sums[32];
+#pragma GCC unroll 32
+    for (int i = 0; i < 32; i++)
+        flat[i] = i < mr * NT_NR ? acc[i / NT_NR][i % NT_NR]
+                                 : _mm512_setzero_ps();
+#pragma GCC unroll 2
+    for (int g = 0; g < (mr * NT_NR + 15) / 16; g++)
+        _mm512_storeu_ps(sums + 16 * g, reduce16(flat + 16 * g));
+#pragma GCC unroll 4
+    for (int r = 0; r < mr; r++)
+#pragma GCC unroll 6
+        for (int q = 0; q < NT_NR; q++)
+            res[r][q] = sums[r * NT_NR + q];
+}
+
+/* One register tile at rows i.., columns j.. (clamped to je), stored
+ * with the bias. */
+static inline __attribute__((always_inline, target(AVX512_TARGET))) void
+nt_tile_store(int mr, int k, const float *ai, int lda, const void *w,
+              size_t w_stride, int f16, const float *bias, float *c, int ldc,
+              int i, int j, int je)
+{
+    const void *wr[NT_NR];
+    for (int q = 0; q < NT_NR; q++) {
+        int row = j + q < je ? j + q : je - 1;
+        wr[q] = (const char *)w + (size_t)row * w_stride;
+    }
+    float res[NT_MR][NT_NR];
+    if (f16) {
+        if (mr == 4) nt_tile(4, k, ai, lda, wr, 1, res);
+        else if (mr == 2) nt_tile(2, k, ai, lda, wr, 1, res);
+        else nt_tile(1, k, ai, lda, wr, 1, res);
+    } else {
+        if (mr == 4) nt_tile(4, k, ai, lda, wr, 0, res);
+        else if (mr == 2) nt_tile(2, k, ai, lda, wr, 0, res);
+        else nt_tile(1, k, ai, lda, wr, 0, res);
+    }
+    int nq = je - j < NT_NR ? je - j : NT_NR;
+    for (int r = 0; r < mr; r++) {
+        float *ci = c + (size_t)(i + r) * ldc + j;
+        for (int q = 0; q < nq; q++)
+            ci[q] = bias ? res[r][q] + bias[j + q] : res[r][q];
+    }
+}
+
+/* C[i][j] for i < m, n0 <= j < n1, W rows `w_stride` bytes apart.
+ * Blocked for cache: a block of A rows (~256 KB) stays in L2 while a
+ * block of W rows (~96 KB) passes over it, each row tile of A (in L1)
+ * meeting every W tile of the block.  Blocking changes no output's
+ * arithmetic. */
+static AVX512 void nt_driver(int m, int n0, int n1, int k, const float *a,
+                             int lda, const void *w, size_t w_stride,
+                             int f16, const float *bias, float *c, int ldc)
+{
+    size_t stride = w_stride ? w_stride : 1;
+    int w_block = (int)(98304 / stride) / NT_NR * NT_NR;
+    int a_block = (int)(262144 / ((size_t)(k > 0 ? k : 1) * 4)) / NT_MR * NT_MR;
+    w_block = w_block < NT_NR ? NT_NR : w_block;
+    a_block = a_block < NT_MR ? NT_MR : a_block;
+    for (int ib = 0; ib < m; ib += a_block) {
+        int ie = ib + a_block < m ? ib + a_block : m;
+        for (int jb = n0; jb < n1; jb += w_block) {
+            int je = jb + w_block < n1 ? jb + w_block : n1;
+            for (int i = ib; i < ie;) {
+                int mr = ie - i >= 4 ? 4 : ie - i >= 2 ? 2 : 1;
+                const float *ai = a + (size_t)i * lda;
+                for (int j = jb; j < je; j += NT_NR)
+                    nt_tile_store(mr, k, ai, lda, w, w_stride, f16, bias, c,
+                                  ldc, i, j, je);
+                i += mr;
+            }
+        }
+    }
+}
+
+static AVX512 void gemm_nt_avx512(int m, int n, int k, const float *a,
+                                  int lda, const float *b, int ldb, float *c,
+                                  int ldc)
+{
+    nt_driver(m, 0, n, k, a, lda, b, (size_t)ldb * sizeof(float), 0, NULL,
+              c, ldc);
+}
+
+static AVX512 void linear_f_avx512(const float *x, int m,
+                                   const kern_matrix *w, const float *bias,
+                                   float *out, int n0, int n1)
+{
+    int f16 = w->type == KERN_F16;
+    nt_driver(m, n0, n1, w->cols, x, w->cols, w->data,
+              kern_row_bytes(w->type, w->cols), f16, bias, out, w->rows);
+}
+
+/* ---- fp32: C = A . B -------------------------------------------------- */
+
+#define NN_MR 6
+#define NN_NV 4 /* 64 columns */
+
+AVX512_INLINE void nn_tile(const int mr, const int full, int nc, int k,
+                           const float *a, size_t lda, const float *b,
+                           size_t ldb, float *c, size_t ldc)
+{
+    __m512 acc[NN_MR][NN_NV];
+    __mmask16 mask[NN_NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NN_NV; v++) {
+        int left = nc - 16 * v;
+        mask[v] = left >= 16 ? 0xffff : left <= 0 ? 0 : tail_mask16(left);
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < mr; r++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NN_NV; v++)
+            acc[r][v] = _mm512_setzero_ps();
+    for (int p = 0; p < k; p++) {
+        const float *bp = b + (size_t)p * ldb;
+        __m512 bv[NN_NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NN_NV; v++)
+            bv[v] = full ? _mm512_loadu_ps(bp + 16 * v)
+                         : _mm512_maskz_loadu_ps(mask[v], bp + 16 * v);
+#pragma GCC unroll 6
+        for (int r = 0; r < mr; r++) {
+            __m512 av = _mm512_set1_ps(a[r * lda + p]);
+#pragma GCC unroll 4
+            for (int v = 0; v < NN_NV; v++)
+                acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < mr; r++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NN_NV; v++) {
+            if (full)
+                _mm512_storeu_ps(c + r * ldc + 16 * v, acc[r][v]);
+            else
+                _mm512_mask_storeu_ps(c + r * ldc + 16 * v, mask[v],
+                                      acc[r][v]);
+        }
+}
+
+#define NN_TILE_CASES(full)                                                 \
+    switch (mr) {                                                           \
+    case 6: nn_tile(6, full, nc, k, ai, lda, bj, ldb, cij, ldc); break;     \
+    case 5: nn_tile(5, full, nc, k, ai, lda, bj, ldb, cij, ldc); break;     \
+    case 4: nn_tile(4, full, nc, k, ai, lda, bj, ldb, cij, ldc); break;     \
+    case 3: nn_tile(3, full, nc, k, ai, lda, bj, ldb, cij, ldc); break;     \
+    case 2: nn_tile(2, full, nc, k, ai, lda, bj, ldb, cij, ldc); break;     \
+    default: nn_tile(1, full, nc, k, ai, lda, bj, ldb, cij, ldc); break;    \
+    }
+
+static AVX512 void gemm_nn_avx512(int m, int n, int k, const float *a,
+                                  int lda, const float *b, int ldb, float *c,
+                                  int ldc)
+{
+    for (int i = 0; i < m; i += NN_MR) {
+        int mr = m - i < NN_MR ? m - i : NN_MR;
+        const float *ai = a + (size_t)i * lda;
+        for (int j = 0; j < n; j += 16 * NN_NV) {
+            int nc = n - j < 16 * NN_NV ? n - j : 16 * NN_NV;
+            const float *bj = b + j;
+            float *cij = c + (size_t)i * ldc + j;
+            if (nc == 16 * NN_NV) {
+                NN_TILE_CASES(1)
+            } else {
+                NN_TILE_CASES(0)
+            }
+        }
+    }
+}
+
+/* ---- q8_0 with VNNI --------------------------------------------------- */
+
+/* As kern__avx2_quantize_x (same codes, bit for bit), stored + 128. */
+static VNNI void quantize_x_vnni(const float *x, int m, int k,
+                                 const kern_qx *qx)
+{
+    int nb = k / KERN_Q8_0_BLOCK;
+    const __m128i bias = _mm_set1_epi8((char)0x80);
+    for (int i = 0; i < m; i++) {
+        for (int b = 0; b < nb; b++) {
+            const float *xb = x + (size_t)i * k + b * 32;
+            __m512 v0 = _mm512_loadu_ps(xb), v1 = _mm512_loadu_ps(xb + 16);
+            float amax = _mm512_reduce_max_ps(
+                _mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+            float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+            qx->d[(size_t)i * nb + b] = amax / 127.0f;
+            __m512 idv = _mm512_set1_ps(id);
+            __m128i q0 = _mm512_cvtepi32_epi8(
+                _mm512_cvtps_epi32(_mm512_mul_ps(v0, idv)));
+            __m128i q1 = _mm512_cvtepi32_epi8(
+                _mm512_cvtps_epi32(_mm512_mul_ps(v1, idv)));
+            uint8_t *dst = qx->q + (size_t)i * k + b * 32;
+            _mm_storeu_si128((__m128i *)dst, _mm_xor_si128(q0, bias));
+            _mm_storeu_si128((__m128i *)(dst + 16), _mm_xor_si128(q1, bias));
+        }
+    }
+}
+
+/* Panel of 16 weight rows, per block: 8 vectors (vector t: bytes
+ * 4t..4t+3 of row l's block in dword lane l), 16 int32 corrections
+ * -128 * sum(w), 16 float scales.  Rows past the end are zero. */
+#define P16_BLOCK_BYTES (8 * 64 + 64 + 64)
+
+static VNNI void pack_panel16(const kern_matrix *w, int j0, int nj, int nb,
+                              uint8_t *panel)
+{
+    size_t row_bytes = kern_row_bytes(KERN_Q8_0, w->cols);
+    const __m512i lo_idx = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
+    const __m512i hi_idx = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+    const __m512i minus128 = _mm512_set1_epi8((char)0x80);
+    const uint8_t *rows[16];
+    for (int l = 0; l < 16; l++)
+        rows[l] = (const uint8_t *)w->data +
+                  (size_t)(j0 + (l < nj ? l : 0)) * row_bytes;
+    for (int b = 0; b < nb; b++) {
+        uint8_t *out = panel + (size_t)b * P16_BLOCK_BYTES;
+        float *d = (float *)(out + 8 * 64 + 64);
+        __m256i row[16];
+        for (int l = 0; l < 16; l++) {
+            const uint8_t *blk = rows[l] + (size_t)b * KERN_Q8_0_BYTES;
+            uint16_t dh;
+            memcpy(&dh, blk, 2);
+            row[l] = l < nj ? _mm256_loadu_si256((const __m256i *)(blk + 2))
+                            : _mm256_setzero_si256();
+            d[l] = l < nj ? kern_f16_to_f32(dh) : 0.0f;
+        }
+        /* r[m] = rows m and m+8: an 8x8 dword transpose in each half */
+        __m512i r[8];
+        for (int l = 0; l < 8; l++)
+            r[l] = _mm512_inserti64x4(_mm512_castsi256_si512(row[l]),
+                                      row[l + 8], 1);
+        __m512i t0 = _mm512_unpacklo_epi32(r[0], r[1]);
+        __m512i t1 = _mm512_unpackhi_epi32(r[0], r[1]);
+        __m512i t2 = _mm512_unpacklo_epi32(r[2], r[3]);
+        __m512i t3 = _mm512_unpackhi_epi32(r[2], r[3]);
+        __m512i t4 = _mm512_unpacklo_epi32(r[4], r[5]);
+        __m512i t5 = _mm512_unpackhi_epi32(r[4], r[5]);
+        __m512i t6 = _mm512_unpacklo_epi32(r[6], r[7]);
+        __m512i t7 = _mm512_unpackhi_epi32(r[6], r[7]);
+        __m512i u[8];
+        u[0] = _mm512_unpacklo_epi64(t0, t2); /* dwords 0 | 4 */
+        u[1] = _mm512_unpackhi_epi64(t0, t2); /* 1 | 5 */
+        u[2] = _mm512_unpacklo_epi64(t1, t3); /* 2 | 6 */
+        u[3] = _mm512_unpackhi_epi64(t1, t3); /* 3 | 7 */
+        u[4] = _mm512_unpacklo_epi64(t4, t6);
+        u[5] = _mm512_unpackhi_epi64(t4, t6);
+        u[6] = _mm512_unpacklo_epi64(t5, t7);
+        u[7] = _mm512_unpackhi_epi64(t5, t7);
+        __m512i corr = _mm512_setzero_si512();
+        for (int t = 0; t < 4; t++) {
+            __m512i v0 = _mm512_permutex2var_epi64(u[t], lo_idx, u[t + 4]);
+            __m512i v1 = _mm512_permutex2var_epi64(u[t], hi_idx, u[t + 4]);
+            _mm512_store_si512((__m512i *)(out + 64 * t), v0);
+            _mm512_store_si512((__m512i *)(out + 64 * (t + 4)), v1);
+            corr = _mm512_dpbusd_epi32(corr, minus128, v0);
+            corr = _mm512_dpbusd_epi32(corr, minus128, v1);
+        }
+        /* dpbusd(0x80, w) summed 128 * w; the start value is its negation */
+        _mm512_store_si512((__m512i *)(out + 8 * 64),
+                           _mm512_sub_epi32(_mm512_setzero_si512(), corr));
+    }
+}
+
+#define Q8_MR 8
+
+VNNI_INLINE void q8_tile16(const int mr, int nb, const uint8_t *xq, size_t k,
+                           const float *xd, const uint8_t *panel,
+                           __m512 res[Q8_MR])
+{
+    __m512 acc[Q8_MR];
+#pragma GCC unroll 8
+    for (int r = 0; r < mr; r++)
+        acc[r] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *wp = panel + (size_t)b * P16_BLOCK_BYTES;
+        __m512i corr = _mm512_load_si512((const __m512i *)(wp + 8 * 64));
+        __m512i isum[Q8_MR];
+#pragma GCC unroll 8
+        for (int r = 0; r < mr; r++)
+            isum[r] = corr;
+#pragma GCC unroll 8
+        for (int t = 0; t < 8; t++) {
+            __m512i wv = _mm512_load_si512((const __m512i *)(wp + 64 * t));
+#pragma GCC unroll 8
+            for (int r = 0; r < mr; r++) {
+                int32_t x4;
+                memcpy(&x4, xq + r * k + b * 32 + 4 * t, 4);
+                isum[r] = _mm512_dpbusd_epi32(isum[r], _mm512_set1_epi32(x4),
+                                              wv);
+            }
+        }
+        __m512 dw = _mm512_load_ps((const float *)(wp + 8 * 64 + 64));
+#pragma GCC unroll 8
+        for (int r = 0; r < mr; r++) {
+            __m512 s = _mm512_mul_ps(dw, _mm512_set1_ps(xd[r * (size_t)nb + b]));
+            s = _mm512_mul_ps(s, _mm512_cvtepi32_ps(isum[r]));
+            acc[r] = _mm512_add_ps(acc[r], s);
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < mr; r++)
+        res[r] = acc[r];
+}
+
+static VNNI int linear_q8_vnni(const float *x, const kern_qx *qx, int m,
+                               const kern_matrix *w, const float *bias,
+                               float *out, int n0, int n1)
+{
+    (void)x;
+    int k = w->cols, n = w->rows, nb = k / KERN_Q8_0_BLOCK;
+    uint8_t *panel = kern__scratch(1, (size_t)nb * P16_BLOCK_BYTES);
+    if (!panel)
+        return -1;
+    for (int j0 = n0; j0 < n1; j0 += 16) {
+        int nj = n1 - j0 < 16 ? n1 - j0 : 16;
+        pack_panel16(w, j0, nj, nb, panel);
+        __mmask16 mask = tail_mask16(nj);
+        __m512 bv = bias ? _mm512_maskz_loadu_ps(mask, bias + j0)
+                         : _mm512_setzero_ps();
+        for (int i = 0; i < m;) {
+            int mr = m - i >= 8 ? 8 : m - i >= 4 ? 4 : m - i >= 2 ? 2 : 1;
+            const uint8_t *xq = qx->q + (size_t)i * k;
+            const float *xd = qx->d + (size_t)i * nb;
+            __m512 res[Q8_MR];
+            switch (mr) {
+            case 8: q8_tile16(8, nb, xq, (size_t)k, xd, panel, res); break;
+            case 4: q8_tile16(4, nb, xq, (size_t)k, xd, panel, res); break;
+            case 2: q8_tile16(2, nb, xq, (size_t)k, xd, panel, res); break;
+            default: q8_tile16(1, nb, xq, (size_t)k, xd, panel, res); break;
+            }
+            for (int r = 0; r < mr; r++) {
+                __m512 v = bias ? _mm512_add_ps(res[r], bv) : res[r];
+                _mm512_mask_storeu_ps(out + (size_t)(i + r) * n + j0, mask, v);
+            }
+            i += mr;
+        }
+    }
+    return 0;
+}
+
+const kern_ops kern__ops_avx512 = {
+    .name = "avx512",
+    .gemm_nt = gemm_nt_avx512,
+    .gemm_nn = gemm_nn_avx512,
+    .linear_f = linear_f_avx512,
+    .quantize_x = kern__avx2_quantize_x,
+    .linear_q8 = kern__avx2_linear_q8,
+    .layernorm = kern__avx2_layernorm,
+    .gelu = kern__avx2_gelu,
+    .softmax = kern__avx2_softmax,
+    .add = kern__avx2_add,
+    .dot = kern__avx2_dot,
+};
+
+const kern_ops kern__ops_avx512vnni = {
+    .name = "avx512vnni",
+    .gemm_nt = gemm_nt_avx512,
+    .gemm_nn = gemm_nn_avx512,
+    .linear_f = linear_f_avx512,
+    .quantize_x = quantize_x_vnni,
+    .linear_q8 = linear_q8_vnni,
+    .layernorm = kern__avx2_layernorm,
+    .gelu = kern__avx2_gelu,
+    .softmax = kern__avx2_softmax,
+    .add = kern__avx2_add,
+    .dot = kern__avx2_dot,
+};
+
+#endif /* __x86_64__ */
