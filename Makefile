@@ -76,7 +76,11 @@ clean:
 
 # `make bench`: the GEMM benchmark (bench/README.md).  OpenBLAS is linked
 # into the benchmark only, for comparison; lode itself never links it.
-bench: $(BUILD)/bench/gemm
+bench: $(BUILD)/bench/gemm $(BUILD)/bench/store
+$(BUILD)/bench/store: bench/store.c $(BUILD)/liblode.a | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -o $@ $< $(BUILD)/liblode.a $(LDFLAGS) \
+		$(PKG_LIBS) $(LDLIBS)
 $(BUILD)/bench/gemm: bench/gemm.c $(BUILD)/liblode.a | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Isrc $$(pkg-config --cflags openblas) -o $@ $< \

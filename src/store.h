@@ -1,0 +1,229 @@
+/* store.h - the durable vector store: collections of documents, their
+ * chunks and the chunks' embedding vectors in one SQLite file, with exact
+ * top-k search over vectors held in memory.
+ *
+ * Model of the data:
+ *   collection  a name pinned to one embedding model id, a dimension and a
+ *               distance (cosine | dot | l2).  Adding to or searching a
+ *               collection with another model id or dimension is refused
+ *               (LODE_EINVAL, the message names both models).
+ *   document    a source path and/or an external id (each unique within
+ *               its collection), a title, a JSON metadata object and the
+ *               SHA-256 of its content (so ingestion can skip unchanged
+ *               files).
+ *   chunk       a document's text split in order: ordinal, text, character
+ *               offsets into the document, token count, heading path, an
+ *               optional JSON metadata object, and one vector.
+ *
+ * Writes are atomic per document: a document, all its chunks and vectors
+ * are committed in one transaction or not at all, and the in-memory
+ * vectors change only after the commit succeeded.
+ *
+ * Search scores are "higher is better": cosine similarity for cosine
+ * collections, the dot product for dot, and minus the squared Euclidean
+ * distance for l2 (so 0 is an exact match).  Filters use Chroma's "where"
+ * language (see filter.h) over each chunk's fields: the reserved fields
+ * "source", "title", "external_id" (from the document) and "heading" (from
+ * the chunk) take precedence, then the chunk's metadata object, then the
+ * document's.  The filter selects the candidates before ranking, so a
+ * filtered query returns k results whenever k chunks match.
+ *
+ * Ownership: every pointer a caller passes in is only read during the call.
+ * Every structure handed out is owned by the caller and released with the
+ * matching *_free function.  A store is used by one thread at a time.
+ * Another process may write to the same file; a search notices (through
+ * PRAGMA data_version) and reloads the vectors first.
+ */
+#ifndef LODE_STORE_H
+#define LODE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+typedef struct store store;
+
+typedef enum store_distance {
+    STORE_COSINE = 0,
+    STORE_DOT = 1,
+    STORE_L2 = 2,
+} store_distance;
+
+typedef struct store_options {
+    bool read_only;      /* open for search only, even when writable */
+    bool int8_vectors;   /* hold vectors in memory as int8 + a scale per
+                            vector: 4x less memory, ~1% score error */
+} store_options;
+
+/* Open (creating when missing, unless read-only) the store at `path`.
+ * opts may be NULL.  A file that is not SQLite, is truncated, or was
+ * written by a newer schema is refused with LODE_EFORMAT.  A file or
+ * directory without write permission opens read-only; writes then fail
+ * with LODE_EIO.  On error *out is NULL. */
+int store_open(const char *path, const store_options *opts, store **out,
+               lode_error *err);
+void store_close(store *s);
+/* True when writes are impossible (read-only option or permissions). */
+bool store_is_read_only(const store *s);
+
+/* ---- collections ------------------------------------------------------ */
+
+/* Create collection `name` pinned to model_id/dimension/distance.  If it
+ * already exists with the same model, dimension and distance this does
+ * nothing; with different ones it fails with LODE_EINVAL. */
+int store_create_collection(store *s, const char *name, const char *model_id,
+                            int dimension, store_distance distance,
+                            lode_error *err);
+/* Delete a collection with all its documents.  LODE_ENOTFOUND if absent. */
+int store_delete_collection(store *s, const char *name, lode_error *err);
+
+typedef struct store_collection_info {
+    char *name;
+    char *model_id;
+    int dimension;
+    store_distance distance;
+    int64_t created;            /* unix seconds */
+    int64_t documents, chunks;
+} store_collection_info;
+
+/* All collections, by name.  Free with store_collections_free(). */
+int store_list_collections(store *s, store_collection_info **out, size_t *n,
+                           lode_error *err);
+void store_collections_free(store_collection_info *infos, size_t n);
+
+/* ---- writing documents ------------------------------------------------ */
+
+typedef struct store_chunk_in {
+    const char *text;           /* NULL is stored as "" */
+    int64_t char_start, char_end;
+    int token_count;
+    const char *heading;        /* heading path, e.g. "Setup > Linux"; may be NULL */
+    const char *metadata_json;  /* JSON object or NULL */
+    const float *vector;        /* `dimension` floats */
+    int dimension;              /* must equal the collection's */
+} store_chunk_in;
+
+typedef struct store_document_in {
+    const char *model_id;       /* model that made the vectors; must match */
+    const char *source;         /* source path, or NULL */
+    const char *external_id;    /* caller's id, or NULL */
+    const char *title;          /* may be NULL */
+    const char *metadata_json;  /* JSON object or NULL */
+    const char *content_sha256; /* 64 hex digits, or NULL */
+    const store_chunk_in *chunks;
+    size_t n_chunks;
+} store_document_in;
+
+/* Add a new document.  Fails with LODE_EINVAL if its source or external
+ * id is already in the collection.  *doc_id (may be NULL) gets its id. */
+int store_add_document(store *s, const char *collection,
+                       const store_document_in *doc, int64_t *doc_id,
+                       lode_error *err);
+/* Add, or replace the document with the same external id (when given) or
+ * else the same source path: its fields, chunks and vectors are replaced
+ * atomically and it keeps its id and creation time. */
+int store_upsert_document(store *s, const char *collection,
+                          const store_document_in *doc, int64_t *doc_id,
+                          lode_error *err);
+/* LODE_ENOTFOUND if there is no such document. */
+int store_delete_document(store *s, int64_t doc_id, lode_error *err);
+/* Delete every document of the collection whose fields match `where`
+ * (document-level fields: metadata, source, title, external_id).  An
+ * empty filter is refused, so a typo cannot empty a collection; use
+ * store_delete_collection for that.  *n_deleted may be NULL. */
+int store_delete_where(store *s, const char *collection, const char *where_json,
+                       int64_t *n_deleted, lode_error *err);
+/* Rebuild the file to return the space of deleted data to the disk. */
+int store_vacuum(store *s, lode_error *err);
+
+/* ---- reading documents ------------------------------------------------ */
+
+typedef struct store_chunk {
+    int64_t id;
+    int ordinal;
+    char *text;
+    int64_t char_start, char_end;
+    int token_count;
+    char *heading;              /* NULL when none */
+    char *metadata_json;        /* NULL when none */
+} store_chunk;
+
+typedef struct store_document {
+    int64_t id;
+    char *collection;
+    char *source, *external_id, *title, *metadata_json, *content_sha256;
+    int64_t created, updated;   /* unix seconds */
+    store_chunk *chunks;        /* in ordinal order */
+    size_t n_chunks;
+} store_document;
+
+/* A document with its chunks (not vectors).  Free with
+ * store_document_free().  LODE_ENOTFOUND if absent. */
+int store_get_document(store *s, int64_t doc_id, store_document **out,
+                       lode_error *err);
+void store_document_free(store_document *doc);
+
+/* Find a document by external id (when not NULL) or else by source.
+ * Writes its id and, when sha256 is not NULL, its content SHA-256 (64 hex
+ * digits, "" when none was recorded).  LODE_ENOTFOUND if absent. */
+int store_find_document(store *s, const char *collection, const char *source,
+                        const char *external_id, int64_t *doc_id,
+                        char sha256[65], lode_error *err);
+/* The source paths of a collection's documents (those that have one),
+ * sorted.  Free with store_strings_free(). */
+int store_list_sources(store *s, const char *collection, char ***sources,
+                       size_t *n, lode_error *err);
+void store_strings_free(char **strings, size_t n);
+
+typedef struct store_stats {
+    int64_t collections, documents, chunks;
+    int64_t bytes_on_disk;      /* database file plus its WAL */
+    int64_t bytes_in_memory;    /* the in-memory vector arrays */
+} store_stats;
+
+/* Counts for one collection, or the whole store when collection is NULL
+ * (bytes_on_disk is always the whole file). */
+int store_get_stats(store *s, const char *collection, store_stats *out,
+                    lode_error *err);
+
+/* ---- search ----------------------------------------------------------- */
+
+typedef struct store_query {
+    const char *collection;
+    const char *model_id;       /* must match the collection's model */
+    const float *vector;
+    int dimension;              /* must match the collection's */
+    size_t k;                   /* number of results wanted */
+    const char *where_json;     /* Chroma filter, NULL or "" for none */
+    bool use_min_score;
+    float min_score;            /* drop results scoring below it */
+} store_query;
+
+typedef struct store_result {
+    float score;                /* higher is better, see above */
+    int64_t chunk_id, document_id;
+    int ordinal;
+    int64_t char_start, char_end;
+    char *text;
+    char *heading;              /* NULL when none */
+    char *source, *title, *external_id; /* NULL when none */
+} store_result;
+
+/* The k best chunks, best first (fewer when fewer match).  Free with
+ * store_results_free(). */
+int store_search(store *s, const store_query *q, store_result **results,
+                 size_t *n, lode_error *err);
+void store_results_free(store_result *results, size_t n);
+
+/* ---- helpers ---------------------------------------------------------- */
+
+/* SHA-256 of data as 64 lowercase hex digits plus NUL. */
+void store_sha256_hex(const void *data, size_t len, char out[65]);
+
+/* Tests only: make the nth SQLite write step from now (1 = the next one)
+ * fail as if the disk were full; 0 turns it off. */
+void store_debug_fail_write(store *s, int nth);
+
+#endif

@@ -1,0 +1,1043 @@
+/* test_store.c - the SQLite vector store.
+ *
+ * A property test runs a few thousand random adds, upserts, deletes,
+ * deletes by filter, searches and reopenings against a brute-force model
+ * kept in this file; the rest covers model pinning, per-document
+ * atomicity (a bad chunk mid-document, and a write failure injected at
+ * every write step in turn), bad files, read-only stores and a full disk.
+ * Vectors are random; no model is needed. */
+
+#include "test.h"
+#include "filter.h"
+#include "store.h"
+
+#include <fcntl.h>
+#include <ftw.h>
+#include <math.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DIM 16
+#define MODEL "test-model-16"
+
+static char tmpdir[256];
+
+static uint64_t rng_state = 0x2545F4914F6CDD1Dull;
+static uint64_t rng(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+static float frand(void) { return (float)((rng() >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f; }
+static int irand(int n) { return (int)(rng() % (uint64_t)n); }
+
+static void random_vector(float *v, int dim)
+{
+    for (int i = 0; i < dim; i++)
+        v[i] = frand();
+}
+
+static void unit_vector(float *v, int dim)
+{
+    double s = 0;
+    random_vector(v, dim);
+    for (int i = 0; i < dim; i++)
+        s += (double)v[i] * v[i];
+    for (int i = 0; i < dim; i++)
+        v[i] = (float)(v[i] / sqrt(s));
+}
+
+static char *path_in(const char *name)
+{
+    static char buf[4][512];
+    static int which;
+    char *p = buf[which++ % 4];
+    snprintf(p, 512, "%s/%s", tmpdir, name);
+    return p;
+}
+
+static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb; (void)flag; (void)ftw;
+    return remove(p);
+}
+
+static void remove_db(const char *path)
+{
+    char side[600];
+    remove(path);
+    snprintf(side, sizeof side, "%s-wal", path);
+    remove(side);
+    snprintf(side, sizeof side, "%s-shm", path);
+    remove(side);
+}
+
+static store *open_store(const char *path, bool int8)
+{
+    store_options opts = {.int8_vectors = int8};
+    store *s = NULL;
+    lode_error err = {0};
+    int rc = store_open(path, &opts, &s, &err);
+    CHECK(rc == 0, "open %s: %s", path, err.message);
+    return s;
+}
+
+/* A document of n chunks with random unit vectors in vecs[n][DIM]. */
+typedef struct test_doc {
+    store_document_in in;
+    store_chunk_in chunks[64];
+    float vecs[64][DIM];
+    char texts[64][48];
+    char source[64], external_id[64], metadata[128];
+} test_doc;
+
+static void make_doc(test_doc *d, const char *source, const char *ext, size_t n,
+                     const char *metadata)
+{
+    memset(d, 0, sizeof *d);
+    snprintf(d->source, sizeof d->source, "%s", source ? source : "");
+    snprintf(d->external_id, sizeof d->external_id, "%s", ext ? ext : "");
+    snprintf(d->metadata, sizeof d->metadata, "%s", metadata ? metadata : "");
+    d->in.model_id = MODEL;
+    d->in.source = source ? d->source : NULL;
+    d->in.external_id = ext ? d->external_id : NULL;
+    d->in.title = "A title";
+    d->in.metadata_json = metadata ? d->metadata : NULL;
+    d->in.chunks = d->chunks;
+    d->in.n_chunks = n;
+    for (size_t i = 0; i < n; i++) {
+        unit_vector(d->vecs[i], DIM);
+        snprintf(d->texts[i], sizeof d->texts[i], "chunk %zu of %s", i, source ? source : ext);
+        d->chunks[i] = (store_chunk_in){
+            .text = d->texts[i], .char_start = (int64_t)i * 100,
+            .char_end = (int64_t)i * 100 + 99, .token_count = 20,
+            .heading = i % 2 ? "Intro > Setup" : NULL,
+            .vector = d->vecs[i], .dimension = DIM,
+        };
+    }
+}
+
+static size_t search(store *s, const char *coll, const float *q, size_t k,
+                     const char *where, store_result **res)
+{
+    store_query query = {.collection = coll, .model_id = MODEL, .vector = q,
+                         .dimension = DIM, .k = k, .where_json = where};
+    size_t n = 0;
+    lode_error err = {0};
+    int rc = store_search(s, &query, res, &n, &err);
+    CHECK(rc == 0, "search: %s", err.message);
+    return n;
+}
+
+/* Two result lists agree on chunk ids and (closely) on scores. */
+static bool same_results(const store_result *a, size_t na, const store_result *b, size_t nb)
+{
+    if (na != nb)
+        return false;
+    for (size_t i = 0; i < na; i++)
+        if (a[i].chunk_id != b[i].chunk_id || fabsf(a[i].score - b[i].score) > 1e-5f)
+            return false;
+    return true;
+}
+
+static int64_t count_chunks(store *s, const char *coll)
+{
+    store_stats st;
+    CHECK(store_get_stats(s, coll, &st, NULL) == 0, "stats");
+    return st.chunks;
+}
+
+/* ---- basics ----------------------------------------------------------- */
+
+static void test_basics(void)
+{
+    const char *path = path_in("basics.db");
+    store *s = open_store(path, false);
+    if (!s)
+        return;
+    lode_error err = {0};
+    CHECK(store_create_collection(s, "notes", MODEL, DIM, STORE_COSINE, &err) == 0, "%s", err.message);
+    CHECK(store_create_collection(s, "notes", MODEL, DIM, STORE_COSINE, &err) == 0, "idempotent create");
+    CHECK(store_create_collection(s, "other", MODEL, DIM, STORE_L2, &err) == 0, "%s", err.message);
+
+    test_doc d;
+    make_doc(&d, "docs/a.md", NULL, 3, "{\"lang\": \"en\", \"year\": 2024}");
+    char sha[65];
+    store_sha256_hex("hello", 5, sha);
+    CHECK(strcmp(sha, "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824") == 0, "sha256");
+    d.in.content_sha256 = sha;
+    int64_t id = 0;
+    CHECK(store_add_document(s, "notes", &d.in, &id, &err) == 0 && id > 0, "add: %s", err.message);
+    /* A second add of the same source is refused. */
+    int rc = store_add_document(s, "notes", &d.in, NULL, &err);
+    CHECK(rc == LODE_EINVAL && strstr(err.message, "use upsert"), "duplicate add: %s", err.message);
+
+    store_document *doc;
+    CHECK(store_get_document(s, id, &doc, &err) == 0, "get: %s", err.message);
+    if (doc) {
+        CHECK(doc->n_chunks == 3 && strcmp(doc->chunks[1].text, "chunk 1 of docs/a.md") == 0, "chunks");
+        CHECK(doc->chunks[1].heading && strcmp(doc->chunks[1].heading, "Intro > Setup") == 0, "heading");
+        CHECK(doc->chunks[0].heading == NULL && doc->chunks[2].char_start == 200, "fields");
+        CHECK(strcmp(doc->collection, "notes") == 0 && strcmp(doc->source, "docs/a.md") == 0 &&
+              doc->external_id == NULL && strcmp(doc->content_sha256, sha) == 0, "doc fields");
+        store_document_free(doc);
+    }
+    CHECK(store_get_document(s, id + 100, &doc, &err) == LODE_ENOTFOUND, "missing doc");
+
+    int64_t found;
+    char got_sha[65];
+    CHECK(store_find_document(s, "notes", "docs/a.md", NULL, &found, got_sha, &err) == 0 &&
+          found == id && strcmp(got_sha, sha) == 0, "find: %s", err.message);
+    CHECK(store_find_document(s, "notes", "docs/b.md", NULL, &found, got_sha, &err) == LODE_ENOTFOUND, "find missing");
+    CHECK(store_find_document(s, "nope", "docs/a.md", NULL, &found, NULL, &err) == LODE_ENOTFOUND, "no collection");
+
+    test_doc d2;
+    make_doc(&d2, "docs/b.md", "ext-b", 2, NULL);
+    CHECK(store_add_document(s, "notes", &d2.in, NULL, &err) == 0, "add b: %s", err.message);
+    char **sources;
+    size_t ns;
+    CHECK(store_list_sources(s, "notes", &sources, &ns, &err) == 0 && ns == 2 &&
+          strcmp(sources[0], "docs/a.md") == 0 && strcmp(sources[1], "docs/b.md") == 0, "sources");
+    store_strings_free(sources, ns);
+
+    store_collection_info *infos;
+    size_t ni;
+    CHECK(store_list_collections(s, &infos, &ni, &err) == 0 && ni == 2, "list");
+    if (ni == 2) {
+        CHECK(strcmp(infos[0].name, "notes") == 0 && infos[0].documents == 2 &&
+              infos[0].chunks == 5 && infos[0].dimension == DIM && infos[0].distance == STORE_COSINE,
+              "notes info");
+        CHECK(strcmp(infos[1].name, "other") == 0 && infos[1].documents == 0 &&
+              infos[1].distance == STORE_L2 && strcmp(infos[1].model_id, MODEL) == 0, "other info");
+    }
+    store_collections_free(infos, ni);
+
+    store_stats st;
+    CHECK(store_get_stats(s, NULL, &st, &err) == 0 && st.collections == 2 && st.documents == 2 &&
+          st.chunks == 5 && st.bytes_on_disk > 0 && st.bytes_in_memory >= 5 * DIM * 4, "stats");
+
+    /* The exact vector of a chunk is its own best match. */
+    store_result *res;
+    size_t n = search(s, "notes", d.vecs[2], 3, NULL, &res);
+    CHECK(n == 3 && res[0].document_id == id && res[0].ordinal == 2, "top hit");
+    if (n) {
+        CHECK(fabsf(res[0].score - 1.0f) < 1e-5f, "cosine self score %g", res[0].score);
+        CHECK(strcmp(res[0].text, "chunk 2 of docs/a.md") == 0 && strcmp(res[0].source, "docs/a.md") == 0 &&
+              strcmp(res[0].title, "A title") == 0 && res[0].char_start == 200 && res[0].char_end == 299,
+              "result fields");
+    }
+    store_results_free(res, n);
+    /* Minimum score. */
+    store_query q = {.collection = "notes", .model_id = MODEL, .vector = d.vecs[2],
+                     .dimension = DIM, .k = 5, .use_min_score = true, .min_score = 0.999f};
+    CHECK(store_search(s, &q, &res, &n, &err) == 0 && n == 1, "min score kept %zu", n);
+    store_results_free(res, n);
+
+    /* Upsert by source keeps the id and replaces the chunks. */
+    test_doc d3;
+    make_doc(&d3, "docs/a.md", NULL, 1, "{\"lang\": \"fr\"}");
+    int64_t id3 = 0;
+    CHECK(store_upsert_document(s, "notes", &d3.in, &id3, &err) == 0 && id3 == id, "upsert: %s", err.message);
+    CHECK(count_chunks(s, "notes") == 3, "chunks after upsert");
+    n = search(s, "notes", d.vecs[2], 5, "{\"lang\": \"en\"}", &res);
+    CHECK(n == 0, "old metadata gone");
+    store_results_free(res, n);
+    n = search(s, "notes", d3.vecs[0], 1, "{\"lang\": \"fr\"}", &res);
+    CHECK(n == 1 && res[0].document_id == id && fabsf(res[0].score - 1) < 1e-5f, "upserted chunk found");
+    store_results_free(res, n);
+    /* Upsert by external id may move the source. */
+    make_doc(&d3, "docs/b2.md", "ext-b", 4, NULL);
+    CHECK(store_upsert_document(s, "notes", &d3.in, &id3, &err) == 0, "upsert ext: %s", err.message);
+    CHECK(store_find_document(s, "notes", NULL, "ext-b", &found, NULL, &err) == 0 && found == id3, "by ext");
+    CHECK(count_chunks(s, "notes") == 5, "chunks after ext upsert");
+
+    /* Delete by filter; an empty filter is refused. */
+    int64_t deleted = -1;
+    CHECK(store_delete_where(s, "notes", "{}", &deleted, &err) == LODE_EINVAL, "empty filter refused");
+    CHECK(store_delete_where(s, "notes", "{\"lang\": {\"$eq\": 3}}", &deleted, &err) == 0 && deleted == 0, "no match");
+    CHECK(store_delete_where(s, "notes", "{\"source\": \"docs/b2.md\"}", &deleted, &err) == 0 && deleted == 1,
+          "delete where: %s", err.message);
+    CHECK(count_chunks(s, "notes") == 1, "chunks after delete where");
+    CHECK(store_delete_document(s, id, &err) == 0, "delete doc");
+    CHECK(store_delete_document(s, id, &err) == LODE_ENOTFOUND, "delete twice");
+    CHECK(count_chunks(s, "notes") == 0, "empty");
+
+    /* l2 collection: score is minus the squared distance. */
+    test_doc d4;
+    make_doc(&d4, "x", NULL, 2, NULL);
+    CHECK(store_add_document(s, "other", &d4.in, NULL, &err) == 0, "add l2");
+    float q2[DIM];
+    memcpy(q2, d4.vecs[0], sizeof q2);
+    q2[0] += 0.5f;
+    n = search(s, "other", q2, 1, NULL, &res);
+    CHECK(n == 1 && fabsf(res[0].score + 0.25f) < 1e-5f, "l2 score %g", n ? res[0].score : 0);
+    store_results_free(res, n);
+
+    CHECK(store_delete_collection(s, "other", &err) == 0, "delete collection");
+    CHECK(store_delete_collection(s, "other", &err) == LODE_ENOTFOUND, "delete collection twice");
+    CHECK(store_vacuum(s, &err) == 0, "vacuum: %s", err.message);
+    store_close(s);
+
+    /* Reopen: the deletion stuck. */
+    s = open_store(path, false);
+    CHECK(store_list_collections(s, &infos, &ni, &err) == 0 && ni == 1, "one collection left");
+    store_collections_free(infos, ni);
+    store_close(s);
+}
+
+/* ---- model pinning ---------------------------------------------------- */
+
+static void test_pinning(void)
+{
+    const char *path = path_in("pin.db");
+    store *s = open_store(path, false);
+    lode_error err = {0};
+    store_create_collection(s, "c", MODEL, DIM, STORE_COSINE, &err);
+    int rc = store_create_collection(s, "c", "other-model", DIM, STORE_COSINE, &err);
+    CHECK(rc == LODE_EINVAL && strstr(err.message, MODEL) && strstr(err.message, "other-model"),
+          "create with another model: %s", err.message);
+    rc = store_create_collection(s, "c", MODEL, DIM, STORE_DOT, &err);
+    CHECK(rc == LODE_EINVAL && strstr(err.message, "distance"), "another distance: %s", err.message);
+
+    test_doc d;
+    make_doc(&d, "a", NULL, 2, NULL);
+    d.in.model_id = "other-model";
+    rc = store_add_document(s, "c", &d.in, NULL, &err);
+    CHECK(rc == LODE_EINVAL && strstr(err.message, MODEL) && strstr(err.message, "other-model"),
+          "add with another model: %s", err.message);
+    d.in.model_id = MODEL;
+    CHECK(store_add_document(s, "c", &d.in, NULL, &err) == 0, "add");
+
+    store_query q = {.collection = "c", .model_id = "other-model", .vector = d.vecs[0],
+                     .dimension = DIM, .k = 1};
+    store_result *res;
+    size_t n;
+    rc = store_search(s, &q, &res, &n, &err);
+    CHECK(rc == LODE_EINVAL && strstr(err.message, MODEL) && strstr(err.message, "other-model"),
+          "search with another model: %s", err.message);
+    q.model_id = MODEL;
+    q.dimension = DIM - 1;
+    rc = store_search(s, &q, &res, &n, &err);
+    CHECK(rc == LODE_EINVAL && strstr(err.message, "15 dimensions"), "search wrong dim: %s", err.message);
+    store_close(s);
+}
+
+/* ---- atomicity -------------------------------------------------------- */
+
+static void test_atomicity(void)
+{
+    const char *path = path_in("atomic.db");
+    store *s = open_store(path, false);
+    lode_error err = {0};
+    store_create_collection(s, "c", MODEL, DIM, STORE_COSINE, &err);
+    test_doc *base = malloc(sizeof *base);
+    int64_t base_id;
+    make_doc(base, "base", NULL, 5, "{\"v\": 1}");
+    CHECK(store_add_document(s, "c", &base->in, &base_id, &err) == 0, "add base");
+    float q[DIM];
+    unit_vector(q, DIM);
+    store_result *before, *after;
+    size_t nb = search(s, "c", q, 10, NULL, &before), na;
+    store_stats st0, st1;
+    store_get_stats(s, NULL, &st0, NULL);
+
+    /* A vector of the wrong dimension in the middle of a new document. */
+    test_doc *d = malloc(sizeof *d);
+    make_doc(d, "bad", NULL, 6, NULL);
+    d->chunks[3].dimension = DIM + 1;
+    int rc = store_add_document(s, "c", &d->in, NULL, &err);
+    CHECK(rc == LODE_EINVAL && strstr(err.message, "chunk 3") && strstr(err.message, "nothing"),
+          "bad chunk: %s", err.message);
+    int64_t found;
+    CHECK(store_find_document(s, "c", "bad", NULL, &found, NULL, NULL) == LODE_ENOTFOUND, "bad doc absent");
+    store_get_stats(s, NULL, &st1, NULL);
+    CHECK(st1.documents == st0.documents && st1.chunks == st0.chunks &&
+          st1.bytes_in_memory == st0.bytes_in_memory, "stats unchanged");
+    na = search(s, "c", q, 10, NULL, &after);
+    CHECK(same_results(before, nb, after, na), "search unchanged after a bad add");
+    store_results_free(after, na);
+
+    /* The same in an upsert of an existing document: the old one survives. */
+    make_doc(d, "base", NULL, 6, "{\"v\": 2}");
+    d->chunks[4].vector = NULL;
+    rc = store_upsert_document(s, "c", &d->in, NULL, &err);
+    CHECK(rc == LODE_EINVAL, "bad upsert: %s", err.message);
+    store_document *doc;
+    CHECK(store_get_document(s, base_id, &doc, NULL) == 0 && doc->n_chunks == 5 &&
+          strcmp(doc->metadata_json, "{\"v\": 1}") == 0, "old document intact");
+    store_document_free(doc);
+
+    /* Fail the 1st, 2nd, ... write step of an upsert until it succeeds:
+     * every failure must leave the store (and the arrays) as they were. */
+    make_doc(d, "base", NULL, 7, "{\"v\": 3}");
+    int failures = 0;
+    for (int nth = 1; nth < 100; nth++) {
+        store_debug_fail_write(s, nth);
+        rc = store_upsert_document(s, "c", &d->in, NULL, &err);
+        store_debug_fail_write(s, 0);
+        if (rc == 0)
+            break;
+        failures++;
+        CHECK(rc == LODE_EIO && strstr(err.message, "disk is full"), "nth %d: %s", nth, err.message);
+        na = search(s, "c", q, 10, NULL, &after);
+        CHECK(same_results(before, nb, after, na), "nth %d: search changed", nth);
+        store_results_free(after, na);
+        CHECK(store_get_document(s, base_id, &doc, NULL) == 0 && doc->n_chunks == 5 &&
+              strcmp(doc->metadata_json, "{\"v\": 1}") == 0, "nth %d: old document changed", nth);
+        store_document_free(doc);
+        if (nth % 5 == 0) {
+            /* And the file agrees with memory. */
+            store_close(s);
+            s = open_store(path, false);
+            na = search(s, "c", q, 10, NULL, &after);
+            CHECK(same_results(before, nb, after, na), "nth %d: search changed after reopen", nth);
+            store_results_free(after, na);
+        }
+    }
+    CHECK(rc == 0 && failures >= 16, "upsert finally succeeded after %d failures", failures);
+    CHECK(store_get_document(s, base_id, &doc, NULL) == 0 && doc->n_chunks == 7, "new version");
+    store_document_free(doc);
+    CHECK(count_chunks(s, "c") == 7, "7 chunks in memory");
+
+    /* Same for delete-by-filter and create-collection. */
+    store_debug_fail_write(s, 2);
+    CHECK(store_delete_where(s, "c", "{\"v\": 3}", NULL, &err) == LODE_EIO, "delete fails");
+    CHECK(count_chunks(s, "c") == 7, "delete failed: chunks kept");
+    store_debug_fail_write(s, 2);
+    CHECK(store_create_collection(s, "new", MODEL, DIM, STORE_DOT, &err) == LODE_EIO, "create fails");
+    store_debug_fail_write(s, 0);
+    store_collection_info *infos;
+    size_t ni;
+    CHECK(store_list_collections(s, &infos, &ni, NULL) == 0 && ni == 1, "no half-made collection");
+    store_collections_free(infos, ni);
+
+    store_results_free(before, nb);
+    free(base);
+    free(d);
+    store_close(s);
+}
+
+/* ---- property test ---------------------------------------------------- */
+
+#define MAX_DOCS 400
+#define MAX_CHUNKS 5
+static const char *colors[] = {"red", "green", "blue", "amber"};
+static const char *colls[] = {"cos", "dot", "l2"};
+
+typedef struct model_doc {
+    bool alive;
+    int coll;
+    int64_t id;
+    char source[32], external[32];
+    int color, year;
+    int n;
+    int64_t chunk_ids[MAX_CHUNKS];
+    float vecs[MAX_CHUNKS][DIM];    /* as the store should hold them */
+    int chunk_color[MAX_CHUNKS];    /* -1: no chunk metadata */
+    bool heading[MAX_CHUNKS];
+    json_t *rec[MAX_CHUNKS];        /* what a filter sees, see model_record */
+} model_doc;
+
+static model_doc model[MAX_DOCS];
+
+static double model_score(int coll, const float *q, const float *v)
+{
+    double dot = 0, qq = 0, l2 = 0;
+    for (int i = 0; i < DIM; i++) {
+        dot += (double)q[i] * v[i];
+        qq += (double)q[i] * q[i];
+        l2 += ((double)q[i] - v[i]) * ((double)q[i] - v[i]);
+    }
+    if (coll == 0)
+        return dot / sqrt(qq);
+    return coll == 1 ? dot : -l2;
+}
+
+/* The record a filter sees for chunk c of document d. */
+static json_t *model_record(const model_doc *d, int c)
+{
+    json_t *r = json_pack("{s:s, s:i, s:s}", "color", colors[d->color], "year", d->year, "title", "T");
+    if (d->source[0])
+        json_object_set_new(r, "source", json_string(d->source));
+    if (d->external[0])
+        json_object_set_new(r, "external_id", json_string(d->external));
+    if (d->chunk_color[c] >= 0)
+        json_object_set_new(r, "color", json_string(colors[d->chunk_color[c]]));
+    if (d->heading[c])
+        json_object_set_new(r, "heading", json_string("H"));
+    return r;
+}
+
+static void model_forget_records(model_doc *m)
+{
+    for (int c = 0; c < MAX_CHUNKS; c++) {
+        json_decref(m->rec[c]);
+        m->rec[c] = NULL;
+    }
+}
+
+static void fill_doc(test_doc *td, model_doc *m, char (*chunk_meta)[48])
+{
+    model_forget_records(m);
+    int n = irand(MAX_CHUNKS + 1);
+    char meta[96];
+    m->color = irand(4);
+    m->year = 2000 + irand(10);
+    snprintf(meta, sizeof meta, "{\"color\": \"%s\", \"year\": %d}", colors[m->color], m->year);
+    make_doc(td, m->source, m->external, (size_t)n, meta);
+    td->in.title = "T";
+    m->n = n;
+    for (int c = 0; c < n; c++) {
+        if (m->coll == 2)
+            random_vector(td->vecs[c], DIM);        /* l2 and dot keep magnitudes */
+        else if (m->coll == 1)
+            for (int i = 0; i < DIM; i++)
+                td->vecs[c][i] *= 0.5f + (float)irand(4);
+        memcpy(m->vecs[c], td->vecs[c], sizeof m->vecs[c]);
+        m->chunk_color[c] = irand(4) == 0 ? irand(4) : -1;
+        if (m->chunk_color[c] >= 0) {
+            snprintf(chunk_meta[c], 48, "{\"color\": \"%s\"}", colors[m->chunk_color[c]]);
+            td->chunks[c].metadata_json = chunk_meta[c];
+        }
+        m->heading[c] = irand(3) == 0;
+        td->chunks[c].heading = m->heading[c] ? "H" : NULL;
+    }
+    for (int c = 0; c < n; c++)
+        m->rec[c] = model_record(m, c);
+}
+
+static void model_get_chunk_ids(store *s, model_doc *m)
+{
+    store_document *doc;
+    CHECK(store_get_document(s, m->id, &doc, NULL) == 0, "get");
+    if (!doc)
+        return;
+    CHECK(doc->n_chunks == (size_t)m->n, "chunk count");
+    for (size_t i = 0; i < doc->n_chunks && i < MAX_CHUNKS; i++)
+        m->chunk_ids[i] = doc->chunks[i].id;
+    store_document_free(doc);
+}
+
+typedef struct cand { double score; int64_t chunk_id; int doc; } cand;
+static int cmp_cand(const void *pa, const void *pb)
+{
+    const cand *a = pa, *b = pb;
+    if (a->score != b->score)
+        return a->score > b->score ? -1 : 1;
+    return a->chunk_id < b->chunk_id ? -1 : a->chunk_id > b->chunk_id;
+}
+
+static void random_filter(char *buf, size_t n)
+{
+    switch (irand(7)) {
+    case 0: buf[0] = '\0'; break;
+    case 1: snprintf(buf, n, "{\"color\": \"%s\"}", colors[irand(4)]); break;
+    case 2: snprintf(buf, n, "{\"year\": {\"$gte\": %d}}", 2000 + irand(10)); break;
+    case 3: snprintf(buf, n, "{\"$or\": [{\"color\": \"%s\"}, {\"heading\": \"H\"}]}", colors[irand(4)]); break;
+    case 4: snprintf(buf, n, "{\"color\": {\"$nin\": [\"%s\", \"%s\"]}}", colors[irand(4)], colors[irand(4)]); break;
+    case 5: snprintf(buf, n, "{\"$and\": [{\"year\": {\"$lt\": %d}}, {\"color\": {\"$ne\": \"red\"}}]}", 2000 + irand(10)); break;
+    default: snprintf(buf, n, "{\"source\": {\"$in\": [\"s%d\", \"s%d\", \"s%d\"]}}", irand(60), irand(60), irand(60)); break;
+    }
+}
+
+/* Search the store and check it against brute force over the model. */
+static void check_search(store *s, int coll, int op)
+{
+    float q[DIM];
+    random_vector(q, DIM);
+    char where[160];
+    random_filter(where, sizeof where);
+    size_t k = 1 + (size_t)irand(12);
+    filter *f;
+    CHECK(filter_parse(where, &f, NULL) == 0, "filter");
+    static cand cands[MAX_DOCS * MAX_CHUNKS];
+    size_t nc = 0;
+    for (int i = 0; i < MAX_DOCS; i++) {
+        const model_doc *d = &model[i];
+        if (!d->alive || d->coll != coll)
+            continue;
+        for (int c = 0; c < d->n; c++)
+            if (filter_match_object(f, d->rec[c]))
+                cands[nc++] = (cand){model_score(coll, q, d->vecs[c]), d->chunk_ids[c], i};
+    }
+    filter_free(f);
+    qsort(cands, nc, sizeof *cands, cmp_cand);
+    store_result *res;
+    size_t n = search(s, colls[coll], q, k, where, &res);
+    size_t want = nc < k ? nc : k;
+    CHECK(n == want, "op %d: %s: %zu results, want %zu", op, where, n, want);
+    double tol = coll == 0 ? 1e-5 : 1e-4;
+    for (size_t i = 0; i < n && i < want; i++) {
+        /* The hit is a real candidate with the right score, and ranks
+         * where brute force puts that score. */
+        const cand *c = NULL;
+        for (size_t j = 0; j < nc && !c; j++)
+            if (cands[j].chunk_id == res[i].chunk_id)
+                c = &cands[j];
+        CHECK(c != NULL, "op %d: %s: result %zu (chunk %lld) is not a candidate", op, where, i,
+              (long long)res[i].chunk_id);
+        if (!c)
+            continue;
+        CHECK(fabs(c->score - res[i].score) < tol * (1 + fabs(c->score)), "op %d: score %g vs %g", op,
+              res[i].score, c->score);
+        CHECK(fabs(cands[i].score - res[i].score) < tol * (1 + fabs(c->score)), "op %d: rank %zu score %g, brute force %g",
+              op, i, res[i].score, cands[i].score);
+        CHECK(res[i].document_id == model[c->doc].id &&
+              strcmp(res[i].source ? res[i].source : "", model[c->doc].source) == 0,
+              "op %d: document fields", op);
+    }
+    store_results_free(res, n);
+}
+
+static void test_property(void)
+{
+    const char *path = path_in("property.db");
+    store *s = open_store(path, false);
+    lode_error err = {0};
+    CHECK(store_create_collection(s, "cos", MODEL, DIM, STORE_COSINE, &err) == 0, "create");
+    CHECK(store_create_collection(s, "dot", MODEL, DIM, STORE_DOT, &err) == 0, "create");
+    CHECK(store_create_collection(s, "l2", MODEL, DIM, STORE_L2, &err) == 0, "create");
+    memset(model, 0, sizeof model);
+    test_doc *td = malloc(sizeof *td);
+    char chunk_meta[MAX_CHUNKS][48];
+    int next_name = 0, reopens = 0, searches = 0;
+    const int ops = 3000;
+    for (int op = 0; op < ops; op++) {
+        int kind = irand(100);
+        int slot = irand(MAX_DOCS);
+        model_doc *m = &model[slot];
+        if (kind < 30) {                             /* add into a free slot */
+            if (m->alive)
+                continue;
+            model_forget_records(m);
+            memset(m, 0, sizeof *m);
+            m->coll = irand(3);
+            snprintf(m->source, sizeof m->source, "s%d", next_name);
+            snprintf(m->external, sizeof m->external, "e%d", next_name++);
+            fill_doc(td, m, chunk_meta);
+            int rc = store_add_document(s, colls[m->coll], &td->in, &m->id, &err);
+            CHECK(rc == 0, "op %d add: %s", op, err.message);
+            m->alive = rc == 0;
+            model_get_chunk_ids(s, m);
+        } else if (kind < 45) {                      /* upsert an existing one */
+            if (!m->alive)
+                continue;
+            /* Upsert replaces every field: by source alone clears the
+             * external id, by external id alone clears the source; with
+             * both, the external id finds it and the source is restored. */
+            int64_t old_id = m->id;
+            int mode = irand(3);
+            if ((mode == 1 && !m->source[0]) || (mode == 2 && !m->external[0]))
+                mode = 0;
+            if (mode == 0) {
+                if (!m->external[0])
+                    continue;
+                char restored[sizeof m->source];
+                snprintf(restored, sizeof restored, "s%s", m->external + 1);
+                memcpy(m->source, restored, sizeof restored);
+            }
+            if (mode == 1)
+                m->external[0] = '\0';
+            if (mode == 2)
+                m->source[0] = '\0';
+            fill_doc(td, m, chunk_meta);
+            if (!m->source[0])
+                td->in.source = NULL;
+            if (!m->external[0])
+                td->in.external_id = NULL;
+            int64_t id = 0;
+            int rc = store_upsert_document(s, colls[m->coll], &td->in, &id, &err);
+            CHECK(rc == 0 && id == old_id, "op %d upsert mode %d: %lld vs %lld %s", op, mode,
+                  (long long)id, (long long)old_id, err.message);
+            model_get_chunk_ids(s, m);
+        } else if (kind < 55) {                      /* delete */
+            if (!m->alive)
+                continue;
+            CHECK(store_delete_document(s, m->id, &err) == 0, "op %d delete: %s", op, err.message);
+            m->alive = false;
+        } else if (kind < 58) {                      /* delete by filter */
+            int coll = irand(3), year = 2000 + irand(10), color = irand(4);
+            char where[96];
+            snprintf(where, sizeof where, "{\"year\": %d, \"color\": \"%s\"}", year, colors[color]);
+            int64_t deleted = 0, expect = 0;
+            for (int i = 0; i < MAX_DOCS; i++)
+                if (model[i].alive && model[i].coll == coll && model[i].year == year &&
+                    model[i].color == color) {
+                    model[i].alive = false;
+                    expect++;
+                }
+            CHECK(store_delete_where(s, colls[coll], where, &deleted, &err) == 0 && deleted == expect,
+                  "op %d delete where %s: %lld, want %lld (%s)", op, where, (long long)deleted,
+                  (long long)expect, err.message);
+        } else if (kind < 59) {                      /* reopen, results unchanged */
+            float q[DIM];
+            random_vector(q, DIM);
+            store_result *before, *after;
+            size_t nb = search(s, "cos", q, 8, "{\"year\": {\"$gt\": 2003}}", &before);
+            store_close(s);
+            s = open_store(path, false);
+            if (!s)
+                break;
+            size_t na = search(s, "cos", q, 8, "{\"year\": {\"$gt\": 2003}}", &after);
+            CHECK(same_results(before, nb, after, na), "op %d: results changed across reopen", op);
+            store_results_free(before, nb);
+            store_results_free(after, na);
+            reopens++;
+        } else {                                     /* search */
+            check_search(s, irand(3), op);
+            searches++;
+        }
+    }
+    /* Final full agreement on counts. */
+    int64_t alive_chunks = 0, alive_docs = 0;
+    for (int i = 0; i < MAX_DOCS; i++)
+        if (model[i].alive) {
+            alive_docs++;
+            alive_chunks += model[i].n;
+        }
+    store_stats st;
+    CHECK(s && store_get_stats(s, NULL, &st, NULL) == 0 && st.documents == alive_docs &&
+          st.chunks == alive_chunks, "final counts");
+    printf("property: %d ops, %d searches, %d reopens, %lld documents, %lld chunks at the end\n",
+           ops, searches, reopens, (long long)alive_docs, (long long)alive_chunks);
+
+    /* int8 view of the same file: same top hits up to quantisation. */
+    store *s8 = open_store(path, true);
+    for (int t = 0; t < 20 && s8; t++) {
+        float q[DIM];
+        random_vector(q, DIM);
+        store_result *a, *b;
+        size_t na = search(s, "cos", q, 5, NULL, &a), nb = search(s8, "cos", q, 5, NULL, &b);
+        CHECK(na == nb, "int8 count");
+        for (size_t i = 0; i < na && i < nb; i++)
+            CHECK(fabsf(a[i].score - b[i].score) < 0.03f, "int8 score %g vs %g", b[i].score, a[i].score);
+        store_results_free(a, na);
+        store_results_free(b, nb);
+    }
+    store_close(s8);
+    for (int i = 0; i < MAX_DOCS; i++)
+        model_forget_records(&model[i]);
+    free(td);
+    store_close(s);
+}
+
+/* ---- two handles: a write through one is seen by the other ------------ */
+
+static void test_two_handles(void)
+{
+    const char *path = path_in("two.db");
+    store *a = open_store(path, false), *b = open_store(path, false);
+    lode_error err = {0};
+    CHECK(store_create_collection(a, "c", MODEL, DIM, STORE_COSINE, &err) == 0, "create");
+    test_doc d;
+    make_doc(&d, "x", NULL, 3, NULL);
+    CHECK(store_add_document(a, "c", &d.in, NULL, &err) == 0, "add via a");
+    store_result *res;
+    size_t n = search(b, "c", d.vecs[1], 1, NULL, &res);
+    CHECK(n == 1 && res[0].ordinal == 1, "b sees a's write");
+    store_results_free(res, n);
+    store_close(a);
+    store_close(b);
+}
+
+/* ---- bad files -------------------------------------------------------- */
+
+static void expect_open_error(const char *path, int code, const char *needle)
+{
+    store *s = (store *)1;
+    lode_error err = {0};
+    int rc = store_open(path, NULL, &s, &err);
+    CHECK(rc == code && s == NULL, "%s: rc %d (%s)", path, rc, err.message);
+    CHECK(strstr(err.message, needle) != NULL, "%s: message \"%s\" lacks \"%s\"", path, err.message, needle);
+    if (rc == 0)
+        store_close(s);
+}
+
+static void write_file(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    fwrite(data, 1, n, f);
+    fclose(f);
+}
+
+static void populated_store(const char *path, int docs)
+{
+    remove_db(path);
+    store *s = open_store(path, false);
+    store_create_collection(s, "c", MODEL, DIM, STORE_COSINE, NULL);
+    for (int i = 0; i < docs; i++) {
+        test_doc d;
+        char name[32];
+        snprintf(name, sizeof name, "doc%d", i);
+        make_doc(&d, name, NULL, 8, NULL);
+        CHECK(store_add_document(s, "c", &d.in, NULL, NULL) == 0, "populate");
+    }
+    store_close(s);
+}
+
+static void test_bad_files(void)
+{
+    char junk[8192];
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = (char)('a' + i % 26);
+    const char *p = path_in("junk.db");
+    write_file(p, junk, sizeof junk);
+    expect_open_error(p, LODE_EFORMAT, "not an SQLite database");
+
+    /* A newer schema version. */
+    p = path_in("newer.db");
+    populated_store(p, 1);
+    sqlite3 *db;
+    sqlite3_open(p, &db);
+    sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL);
+    sqlite3_close(db);
+    expect_open_error(p, LODE_EFORMAT, "newer version of lode");
+
+    /* Somebody else's SQLite database: refused and left untouched. */
+    p = path_in("foreign.db");
+    sqlite3_open(p, &db);
+    sqlite3_exec(db, "CREATE TABLE t(x); INSERT INTO t VALUES (1)", NULL, NULL, NULL);
+    sqlite3_close(db);
+    expect_open_error(p, LODE_EFORMAT, "not a lode store");
+    sqlite3_open(p, &db);
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL);
+    CHECK(sqlite3_step(st) == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(st, 0), "delete") == 0,
+          "foreign database not switched to WAL");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+
+    /* Truncated files. */
+    p = path_in("trunc.db");
+    populated_store(p, 40);
+    struct stat sb;
+    stat(p, &sb);
+    CHECK(sb.st_size > 8192, "store is big enough to truncate (%lld)", (long long)sb.st_size);
+    CHECK(truncate(p, sb.st_size / 2) == 0, "truncate");
+    expect_open_error(p, LODE_EFORMAT, "truncated");
+    CHECK(truncate(p, 4096 + 100) == 0, "truncate mid-page");
+    expect_open_error(p, LODE_EFORMAT, "truncated");
+    CHECK(truncate(p, 50) == 0, "truncate into the header");
+    expect_open_error(p, LODE_EFORMAT, "truncated");
+
+    /* An empty file is simply a new store. */
+    p = path_in("empty.db");
+    write_file(p, "", 0);
+    store *s = open_store(p, false);
+    store_close(s);
+
+    /* Missing and read-only: not found. */
+    store_options ro = {.read_only = true};
+    lode_error err = {0};
+    CHECK(store_open(path_in("absent.db"), &ro, &s, &err) == LODE_ENOTFOUND, "absent read-only");
+}
+
+/* ---- read-only -------------------------------------------------------- */
+
+/* Searches work, writes fail with a clear message.  Returns failures. */
+static int check_read_only(const char *path)
+{
+    int failed_before = test_failed;
+    store *s = NULL;
+    lode_error err = {0};
+    int rc = store_open(path, NULL, &s, &err);
+    CHECK(rc == 0, "open read-only %s: %s", path, err.message);
+    if (rc)
+        return 1;
+    CHECK(store_is_read_only(s), "reports read-only");
+    float q[DIM];
+    unit_vector(q, DIM);
+    store_result *res;
+    size_t n = search(s, "c", q, 5, "{\"source\": {\"$ne\": \"doc1\"}}", &res);
+    CHECK(n == 5, "read-only search found %zu", n);
+    store_results_free(res, n);
+    test_doc d;
+    make_doc(&d, "new", NULL, 2, NULL);
+    rc = store_add_document(s, "c", &d.in, NULL, &err);
+    CHECK(rc == LODE_EIO && strstr(err.message, "read-only"), "write refused: %s", err.message);
+    rc = store_create_collection(s, "x", MODEL, DIM, STORE_DOT, &err);
+    CHECK(rc == LODE_EIO && strstr(err.message, "read-only"), "create refused: %s", err.message);
+    CHECK(store_delete_collection(s, "c", &err) == LODE_EIO, "delete refused");
+    CHECK(store_vacuum(s, &err) == LODE_EIO, "vacuum refused");
+    CHECK(count_chunks(s, "c") == 3 * 8, "chunks");
+    store_close(s);
+    return test_failed - failed_before;
+}
+
+static void test_read_only(void)
+{
+    char dir_rw[300], dir_ro[300], p1[400], p2[400];
+    snprintf(dir_rw, sizeof dir_rw, "%s/rw", tmpdir);
+    snprintf(dir_ro, sizeof dir_ro, "%s/ro", tmpdir);
+    mkdir(dir_rw, 0777);
+    mkdir(dir_ro, 0777);
+    snprintf(p1, sizeof p1, "%s/a.db", dir_rw);
+    snprintf(p2, sizeof p2, "%s/b.db", dir_ro);
+    populated_store(p1, 3);
+    populated_store(p2, 3);
+    chmod(dir_rw, 0777);
+    chmod(p1, 0444);
+    chmod(p2, 0444);
+    chmod(dir_ro, 0555);
+
+    /* The option. */
+    store_options ro = {.read_only = true};
+    store *s;
+    lode_error err = {0};
+    CHECK(store_open(p1, &ro, &s, &err) == 0 && store_is_read_only(s), "read-only option");
+    test_doc d;
+    make_doc(&d, "n", NULL, 1, NULL);
+    CHECK(store_add_document(s, "c", &d.in, NULL, &err) == LODE_EIO &&
+          strstr(err.message, "read-only option"), "option refuses writes: %s", err.message);
+    store_close(s);
+
+    /* Permissions: root ignores them, so check as "nobody" in a child. */
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0))
+            _exit(100);
+        int failures = check_read_only(p1) + check_read_only(p2);
+        _exit(failures ? 1 : 0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "read-only child failed (status %d)", status);
+    chmod(dir_ro, 0755);
+    chmod(p1, 0644);
+    chmod(p2, 0644);
+}
+
+/* ---- full disk -------------------------------------------------------- */
+
+static void test_full_disk(void)
+{
+    const char *path = path_in("full.db");
+    populated_store(path, 5);
+    float q[DIM];
+    unit_vector(q, DIM);
+    store *s = open_store(path, false);
+    store_result *before;
+    size_t nb = search(s, "c", q, 10, NULL, &before);
+    store_close(s);
+
+    int failed_before = test_failed;
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* Files may not grow past 64 KiB; the WAL hits that first. */
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit lim = {64 * 1024, 64 * 1024};
+        struct stat sb;
+        if (stat(path, &sb) == 0 && (rlim_t)sb.st_size > lim.rlim_cur)
+            lim.rlim_cur = lim.rlim_max = (rlim_t)sb.st_size + 4096;
+        setrlimit(RLIMIT_FSIZE, &lim);
+        store *c = open_store(path, false);
+        if (!c)
+            _exit(2);
+        static test_doc big;
+        static char text[64][4000];
+        make_doc(&big, "big", NULL, 64, NULL);
+        for (int i = 0; i < 64; i++) {
+            memset(text[i], 'x', sizeof text[i] - 1);
+            big.chunks[i].text = text[i];
+        }
+        lode_error err = {0};
+        int rc = store_add_document(c, "c", &big.in, NULL, &err);
+        CHECK(rc == LODE_EIO && (strstr(err.message, "full") || strstr(err.message, "size limit")),
+              "full disk: rc %d: %s", rc, err.message);
+        /* Still searchable, and unchanged, in this process. */
+        store_result *after;
+        size_t na = search(c, "c", q, 10, NULL, &after);
+        CHECK(same_results(before, nb, after, na), "search after full disk");
+        store_results_free(after, na);
+        if (getenv("LODE_TEST_VERBOSE"))
+            fprintf(stderr, "full disk message: %s\n", err.message);
+        store_close(c);
+        _exit(test_failed > failed_before ? 1 : 0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "full-disk child failed (status %d)", status);
+
+    s = open_store(path, false);
+    if (!s)
+        return;
+    store_result *after;
+    size_t na = search(s, "c", q, 10, NULL, &after);
+    CHECK(same_results(before, nb, after, na), "intact after reopen");
+    store_results_free(after, na);
+    int64_t id;
+    CHECK(store_find_document(s, "c", "big", NULL, &id, NULL, NULL) == LODE_ENOTFOUND, "big doc absent");
+    test_doc d;
+    make_doc(&d, "later", NULL, 2, NULL);
+    CHECK(store_add_document(s, "c", &d.in, NULL, NULL) == 0, "writable again");
+    store_results_free(before, nb);
+    store_close(s);
+}
+
+/* ---- open time -------------------------------------------------------- */
+
+static void test_open_time(void)
+{
+    const char *path = path_in("opentime.db");
+    store *s = open_store(path, false);
+    store_create_collection(s, "c", MODEL, 384, STORE_COSINE, NULL);
+    static float vecs[8][384];
+    store_chunk_in chunks[8];
+    for (int doc = 0; doc < 500; doc++) {
+        for (int i = 0; i < 8; i++) {
+            unit_vector(vecs[i], 384);
+            chunks[i] = (store_chunk_in){.text = "some chunk text of a modest length, as a chunker makes",
+                                         .char_end = 50, .vector = vecs[i], .dimension = 384};
+        }
+        char src[32];
+        snprintf(src, sizeof src, "file%d", doc);
+        store_document_in in = {.model_id = MODEL, .source = src, .chunks = chunks, .n_chunks = 8};
+        CHECK(store_add_document(s, "c", &in, NULL, NULL) == 0, "add");
+    }
+    store_close(s);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    s = open_store(path, false);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double ms = (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
+    CHECK(count_chunks(s, "c") == 4000, "4000 chunks");
+    printf("open: 4000 chunks x 384 dims in %.1f ms\n", ms);
+    store_close(s);
+}
+
+int main(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/lode-test-store-XXXXXX");
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    chmod(tmpdir, 0755);
+    static const struct { const char *name; void (*fn)(void); } tests[] = {
+        {"basics", test_basics}, {"pinning", test_pinning},
+        {"atomicity", test_atomicity}, {"property", test_property},
+        {"two handles", test_two_handles}, {"bad files", test_bad_files},
+        {"read-only", test_read_only}, {"full disk", test_full_disk},
+        {"open time", test_open_time},
+    };
+    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        tests[i].fn();
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if (getenv("LODE_TEST_VERBOSE"))
+            printf("%-12s %.0f ms\n", tests[i].name,
+                   (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
+    }
+    nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    TEST_MAIN_END();
+}
