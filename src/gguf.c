@@ -524,11 +524,25 @@ int gguf_get_str_array(const gguf_file *f, const char *key, size_t *count,
     return LODE_OK;
 }
 
+int gguf_key_index(const gguf_file *f, const char *key)
+{
+    gguf_kv *kv = find_kv(f, key);
+    return kv ? (int)(kv - f->kvs) : -1;
+}
+
 int gguf_get_str_elem(const gguf_file *f, const char *key, size_t i,
                       const char **s, size_t *len)
 {
-    gguf_kv *kv = find_kv(f, key);
-    if (!kv || kv->type != GGUF_ARRAY || kv->elem_type != GGUF_STRING ||
+    return gguf_str_elem_at(f, gguf_key_index(f, key), i, s, len);
+}
+
+int gguf_str_elem_at(const gguf_file *f, int key_index, size_t i,
+                     const char **s, size_t *len)
+{
+    if (key_index < 0 || (uint64_t)key_index >= f->n_kv)
+        return LODE_ENOTFOUND;
+    const gguf_kv *kv = &f->kvs[key_index];
+    if (kv->type != GGUF_ARRAY || kv->elem_type != GGUF_STRING ||
         i >= kv->count)
         return LODE_ENOTFOUND;
     const uint8_t *p = f->base + kv->str_offsets[i];

@@ -80,6 +80,11 @@ int gguf_get_str_array(const gguf_file *f, const char *key, size_t *count,
                        lode_error *err);
 int gguf_get_str_elem(const gguf_file *f, const char *key, size_t i,
                       const char **s, size_t *len);
+/* The same without the key look-up, for loops over big arrays: `key_index`
+ * comes from gguf_key_index (-1 when the key is absent). */
+int gguf_key_index(const gguf_file *f, const char *key);
+int gguf_str_elem_at(const gguf_file *f, int key_index, size_t i,
+                     const char **s, size_t *len);
 
 int gguf_tensor_count(const gguf_file *f);
 const gguf_tensor *gguf_get_tensor(const gguf_file *f, int i);

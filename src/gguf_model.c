@@ -233,10 +233,11 @@ static int load_vocab(const gguf_file *f, const tok_options *topt,
     char **words = calloc(n, sizeof *words);
     if (!words)
         return lode_error_set(err, LODE_ENOMEM, "out of memory");
+    int key = gguf_key_index(f, "tokenizer.ggml.tokens");
     for (size_t i = 0; i < n && rc == 0; i++) {
         const char *s;
         size_t len;
-        gguf_get_str_elem(f, "tokenizer.ggml.tokens", i, &s, &len);
+        gguf_str_elem_at(f, key, i, &s, &len);
         int special = len >= 2 && s[0] == '[' && s[len - 1] == ']';
         int initial = len >= 3 && memcmp(s, PHANTOM, 3) == 0;
         char *w = malloc(len + 3);

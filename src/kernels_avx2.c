@@ -366,7 +366,7 @@ static AVX2 void pack_panel8(const kern_matrix *w, int j0, int nj, int nb,
             memcpy(&dh, blk, 2);
             r[l] = l < nj ? _mm256_loadu_si256((const __m256i *)(blk + 2))
                           : _mm256_setzero_si256();
-            d[l] = l < nj ? kern_f16_to_f32(dh) : 0.0f;
+            d[l] = l < nj ? _cvtsh_ss(dh) : 0.0f;
         }
         __m256i t0 = _mm256_unpacklo_epi32(r[0], r[1]);
         __m256i t1 = _mm256_unpackhi_epi32(r[0], r[1]);

@@ -352,7 +352,7 @@ static VNNI void pack_panel16(const kern_matrix *w, int j0, int nj, int nb,
             memcpy(&dh, blk, 2);
             row[l] = l < nj ? _mm256_loadu_si256((const __m256i *)(blk + 2))
                             : _mm256_setzero_si256();
-            d[l] = l < nj ? kern_f16_to_f32(dh) : 0.0f;
+            d[l] = l < nj ? _cvtsh_ss(dh) : 0.0f;
         }
         /* r[m] = rows m and m+8: an 8x8 dword transpose in each half */
         __m512i r[8];
