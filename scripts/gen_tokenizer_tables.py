@@ -205,7 +205,7 @@ def main():
         " * library for every code point, and overrides where utf8proc %s (Unicode %s)" % (
             u8.utf8proc_version().decode(), u8.utf8proc_unicode_version().decode()),
         " * disagrees with Rust's NFD / lowercase.  See the script for why.",
-        " * Included only by tokenizer.c. */",
+        " * Included by tokenizer.c, and by test_tokenizer.c for the hash. */",
         "#ifndef LODE_TOKENIZER_TABLES_H",
         "#define LODE_TOKENIZER_TABLES_H",
         "",

@@ -63,7 +63,7 @@ int model_load(const char *path, model **out, lode_error *err)
     if ((rc = hf_load_weights(path, &m->cfg, &m->hw, &m->w, err)))
         goto fail;
     m->file_bytes = st_file_size(m->hw.st);
-loaded:
+loaded:;
     const char *slash = strrchr(path, '/');
     while (slash && slash[1] == '\0' && slash > path) { /* trailing '/' */
         const char *s = slash - 1;
@@ -100,6 +100,12 @@ void model_free(model *m)
     bert_scratch_free(&m->scratch);
     free(m->name);
     free(m);
+}
+
+const char *model_default_path(void)
+{
+    const char *env = getenv("LODE_MODEL");
+    return env && *env ? env : MODEL_DEFAULT_PATH;
 }
 
 const bert_config *model_config(const model *m) { return &m->cfg; }

@@ -19,6 +19,11 @@
 
 typedef struct model model;
 
+/* The model the CLI and server load when none is given: $LODE_MODEL, else
+ * this path (written by `make model`). */
+#define MODEL_DEFAULT_PATH "models/all-MiniLM-L6-v2-q8_0.gguf"
+const char *model_default_path(void);
+
 /* Default number of tokens run through the encoder at once; a request with
  * more is split into batches of at most this many. */
 #define MODEL_TOKEN_BUDGET 8192

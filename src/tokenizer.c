@@ -32,6 +32,14 @@
  * - Vocabulary lookups use one open-addressing hash table keyed by the full
  *   token string; a "##" continuation is looked up by hashing the prefix
  *   and then the piece, so no string is built.
+ *
+ * HF quirks reproduced on purpose (all measured, see
+ * tests/tokenizer_compare.py): unassigned code points (new emoji) are kept
+ * by clean_text, not dropped; the CJK range is 0x2B920-0x2CEAF where
+ * Google's BERT has 0x2B820; punctuation and Mn are Unicode-8-era sets
+ * (U+166D and U+111C9 are punctuation, recent P* are not); offsets inside a
+ * reordered combining sequence follow HF's positional alignment
+ * (flush_marks).
  */
 #include "tokenizer.h"
 
@@ -311,6 +319,15 @@ struct added_token {
     int id;
 };
 
+/* One hash-table entry; everything a lookup needs sits together, so a hit
+ * costs one cache line here plus the token text. */
+struct slot {
+    uint32_t hash;
+    int32_t id;   /* -1 = empty */
+    uint32_t len; /* token length in bytes */
+    uint32_t off; /* token text in the arena */
+};
+
 struct tok_tokenizer {
     tok_options opts;
     int strip;              /* effective strip_accents */
@@ -318,8 +335,7 @@ struct tok_tokenizer {
     const char **tokens;    /* id -> string ("" for an unused id) */
     uint32_t *token_len;
     char *arena;            /* all token strings, NUL-terminated */
-    uint32_t *slot_hash;    /* hash table, capacity slot_mask + 1 */
-    int32_t *slot_id;       /* -1 = empty */
+    struct slot *slots;     /* hash table, capacity slot_mask + 1 */
     uint32_t slot_mask;
     int max_token_len;      /* longest token in bytes: bounds WordPiece */
     char prefix[16];        /* continuing_subword_prefix, usually "##" */
@@ -347,15 +363,15 @@ static int lookup_hashed(const tok_tokenizer *tok, uint32_t h,
 {
     size_t plen = with_prefix ? (size_t)tok->prefix_len : 0;
     for (uint32_t i = h & tok->slot_mask;; i = (i + 1) & tok->slot_mask) {
-        int32_t id = tok->slot_id[i];
-        if (id < 0)
+        const struct slot *sl = &tok->slots[i];
+        if (sl->id < 0)
             return -1;
-        if (tok->slot_hash[i] != h || tok->token_len[id] != plen + len)
+        if (sl->hash != h || sl->len != plen + len)
             continue;
-        const char *t = tok->tokens[id];
+        const char *t = tok->arena + sl->off;
         if (memcmp(t, tok->prefix, plen) == 0 &&
             memcmp(t + plen, piece, len) == 0)
-            return id;
+            return sl->id;
     }
 }
 
@@ -374,8 +390,7 @@ void tok_free(tok_tokenizer *tok)
     free(tok->tokens);
     free(tok->token_len);
     free(tok->arena);
-    free(tok->slot_hash);
-    free(tok->slot_id);
+    free(tok->slots);
     free(tok->added);
     free(tok);
 }
@@ -437,19 +452,22 @@ static int create(const char *const *tokens, int n_tokens,
     size_t arena_len = 0;
     for (int i = 0; i < n_tokens; i++)
         arena_len += (tokens[i] ? strlen(tokens[i]) : 0) + 1;
+    if (arena_len > UINT32_MAX) {
+        tok_free(tok);
+        return lode_error_set(err, LODE_ELIMIT, "vocabulary text over 4 GiB");
+    }
     uint32_t cap = 16;
     while (cap < 2u * (uint32_t)n_tokens)
         cap *= 2;
     tok->tokens = malloc((size_t)n_tokens * sizeof *tok->tokens);
     tok->token_len = malloc((size_t)n_tokens * sizeof *tok->token_len);
     tok->arena = malloc(arena_len);
-    tok->slot_hash = malloc(cap * sizeof *tok->slot_hash);
-    tok->slot_id = malloc(cap * sizeof *tok->slot_id);
-    if (!tok->tokens || !tok->token_len || !tok->arena || !tok->slot_hash ||
-        !tok->slot_id)
+    tok->slots = malloc(cap * sizeof *tok->slots);
+    if (!tok->tokens || !tok->token_len || !tok->arena || !tok->slots)
         goto out_nomem;
     tok->slot_mask = cap - 1;
-    memset(tok->slot_id, 0xFF, cap * sizeof *tok->slot_id);
+    for (uint32_t i = 0; i < cap; i++)
+        tok->slots[i].id = -1;
 
     /* Insert in id order; a token that appears twice maps to its later id
      * (HF builds a hash map the same way). */
@@ -466,15 +484,15 @@ static int create(const char *const *tokens, int n_tokens,
             tok->max_token_len = (int)n;
         uint32_t h = hash_bytes(HASH_INIT, tok->tokens[i], n);
         uint32_t s = h & tok->slot_mask;
-        while (tok->slot_id[s] >= 0) {
-            int32_t o = tok->slot_id[s];
-            if (tok->slot_hash[s] == h && tok->token_len[o] == n &&
+        while (tok->slots[s].id >= 0) {
+            int32_t o = tok->slots[s].id;
+            if (tok->slots[s].hash == h && tok->token_len[o] == n &&
                 memcmp(tok->tokens[o], tok->tokens[i], n) == 0)
                 break;
             s = (s + 1) & tok->slot_mask;
         }
-        tok->slot_hash[s] = h;
-        tok->slot_id[s] = i;
+        tok->slots[s] = (struct slot){h, i, (uint32_t)n,
+                                      (uint32_t)(tok->tokens[i] - tok->arena)};
     }
 
     tok->cls = tok_lookup(tok, "[CLS]");

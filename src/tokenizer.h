@@ -2,13 +2,18 @@
  * BertTokenizerFast (the `tokenizers` Rust library's BertNormalizer +
  * BertPreTokenizer + WordPiece), which is what sentence-transformers runs.
  *
- * Pipeline: validate UTF-8 -> clean (drop NUL, U+FFFD, control/format/
- * unassigned; whitespace -> ' ') -> pad CJK ideographs with spaces -> strip
- * accents (NFD, drop Mn) -> lowercase -> split on whitespace and punctuation
- * -> greedy longest-match WordPiece with "##" continuations (words over 100
- * characters become [UNK]) -> [CLS] ... [SEP], truncated to max_tokens.
+ * Pipeline: validate UTF-8 -> match special tokens ("[SEP]" ...) in the raw
+ * text -> clean (drop NUL, U+FFFD, control/format/private-use characters;
+ * whitespace -> ' '; unassigned code points are kept) -> pad CJK ideographs
+ * with spaces -> strip accents (NFD, drop Mn) -> lowercase -> split on
+ * whitespace and punctuation -> greedy longest-match WordPiece with "##"
+ * continuations (words over 100 characters become [UNK]) -> [CLS] ... [SEP],
+ * truncated to max_tokens.  Character classes are those of the Rust
+ * library, measured from it (see scripts/gen_tokenizer_tables.py), not of
+ * any one Unicode version.
  *
- * The tokenizer is immutable after loading and safe to share between threads.
+ * The tokenizer is immutable after loading and safe to share between
+ * threads; tok_encode allocates nothing in the common case.
  */
 #ifndef LODE_TOKENIZER_H
 #define LODE_TOKENIZER_H

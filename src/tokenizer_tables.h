@@ -3,7 +3,7 @@
  * Character classes of Hugging Face tokenizers 0.23.3, measured from the
  * library for every code point, and overrides where utf8proc 2.8.0 (Unicode 15.0.0)
  * disagrees with Rust's NFD / lowercase.  See the script for why.
- * Included only by tokenizer.c. */
+ * Included by tokenizer.c, and by test_tokenizer.c for the hash. */
 #ifndef LODE_TOKENIZER_TABLES_H
 #define LODE_TOKENIZER_TABLES_H
 
