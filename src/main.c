@@ -9,13 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_store.h"
 #include "err.h"
 #include "gguf.h"
 #include "gguf_model.h"
 #include "model.h"
 #include "pool.h"
+#include "server.h"
 
-#define DEFAULT_MODEL "models/all-MiniLM-L6-v2-q8_0.gguf"
 /* Texts embedded per call when streaming stdin: bounds memory. */
 #define CLI_BATCH 256
 
@@ -30,19 +31,16 @@ static void usage(FILE *f)
           "  tokenize [-m MODEL] [--json] [TEXT...] print token ids per text\n"
           "  convert SRC_DIR OUT.gguf [--type f32|f16|q8_0]\n"
           "                                        write a model as one GGUF "
-          "file\n"
-          "\n"
+          "file\n",
+          f);
+    fputs(cli_store_usage, f);
+    fputs(server_usage, f);
+    fputs("\n"
           "Without TEXT, texts are read from stdin, one per line; with --json"
           "\neach stdin line is a JSON string.  -t sets the threads (default: "
           "the\nCPUs this process may use).  MODEL defaults to "
-          "$LODE_MODEL,\nelse " DEFAULT_MODEL ".\n",
+          "$LODE_MODEL,\nelse " MODEL_DEFAULT_PATH ".\n",
           f);
-}
-
-static const char *default_model(void)
-{
-    const char *env = getenv("LODE_MODEL");
-    return env && *env ? env : DEFAULT_MODEL;
 }
 
 static int fail(const lode_error *err)
@@ -63,7 +61,7 @@ typedef struct text_opts {
 
 static int parse_text_opts(int argc, char **argv, text_opts *o)
 {
-    o->model_path = default_model();
+    o->model_path = model_default_path();
     o->json_input = 0;
     o->threads = 0;
     o->texts = NULL;
@@ -338,6 +336,20 @@ int main(int argc, char **argv)
         return cmd_texts(argc - 1, argv + 1, 0);
     if (strcmp(cmd, "convert") == 0)
         return cmd_convert(argc - 1, argv + 1);
+    if (strcmp(cmd, "ingest") == 0)
+        return cli_ingest(argc - 1, argv + 1);
+    if (strcmp(cmd, "search") == 0)
+        return cli_search(argc - 1, argv + 1);
+    if (strcmp(cmd, "collections") == 0)
+        return cli_collections(argc - 1, argv + 1);
+    if (strcmp(cmd, "delete") == 0)
+        return cli_delete(argc - 1, argv + 1);
+    if (strcmp(cmd, "stats") == 0)
+        return cli_stats(argc - 1, argv + 1);
+    if (strcmp(cmd, "serve") == 0)
+        return server_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "vacuum") == 0)
+        return cli_vacuum(argc - 1, argv + 1);
     if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 ||
         strcmp(cmd, "help") == 0) {
         usage(stdout);
