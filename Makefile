@@ -30,7 +30,7 @@ TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 DEPS_OK := $(BUILD)/.deps-ok
 
-.PHONY: all test model deps clean bench
+.PHONY: all test model deps clean bench serve
 all: lode
 
 deps: $(DEPS_OK)
@@ -69,6 +69,13 @@ $(DEFAULT_GGUF): models/all-MiniLM-L6-v2/model.safetensors | $(BUILD)/lode
 test: model $(TEST_BIN) $(BUILD)/lode
 	@scripts/run_tests.sh $(BUILD)
 
+# `make serve`: build, fetch the model, index data/sample/ into data/lode.db
+# when that database does not exist yet, and serve the HTTP API on
+# http://127.0.0.1:8080 (HOST, PORT and the other settings: lode serve --help).
+serve: model lode
+	@[ -f data/lode.db ] || ./lode ingest data/sample
+	./lode serve --db data/lode.db
+
 clean:
 	rm -rf build build-* lode
 
@@ -76,7 +83,12 @@ clean:
 
 # `make bench`: the GEMM benchmark (bench/README.md).  OpenBLAS is linked
 # into the benchmark only, for comparison; lode itself never links it.
-bench: $(BUILD)/bench/gemm $(BUILD)/bench/store
+bench: $(BUILD)/bench/gemm $(BUILD)/bench/store $(BUILD)/bench/latency
+# bench/embed.sh needs only this one (no OpenBLAS).
+$(BUILD)/bench/latency: bench/latency.c $(BUILD)/liblode.a | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -o $@ $< $(BUILD)/liblode.a $(LDFLAGS) \
+		$(PKG_LIBS) $(LDLIBS)
 $(BUILD)/bench/store: bench/store.c $(BUILD)/liblode.a | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -o $@ $< $(BUILD)/liblode.a $(LDFLAGS) \
@@ -86,3 +98,48 @@ $(BUILD)/bench/gemm: bench/gemm.c $(BUILD)/liblode.a | $(DEPS_OK)
 	$(CC) $(CFLAGS) -Isrc $$(pkg-config --cflags openblas) -o $@ $< \
 		$(BUILD)/liblode.a $(LDFLAGS) $$(pkg-config --libs openblas) $(LDLIBS)
 .PHONY: bench
+
+# `make fuzz`: the libFuzzer targets fuzz/fuzz_*.c (fuzz/README.md), built
+# with clang, ASan and UBSan into build-fuzz/ and run for FUZZ_SECONDS each
+# over their corpora in fuzz/corpus/; fails if any finds a crash.
+# `make fuzz-smoke` only replays the corpora (seconds); `make fuzz-seeds`
+# rewrites the seed files from fuzz/make_seeds.c.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 120
+FUZZ_BUILD   := build-fuzz
+FUZZ_CFLAGS  := -std=c11 -Wall -Wextra -g -O1 -D_GNU_SOURCE -pthread \
+	-fno-omit-frame-pointer -fsanitize=address,undefined \
+	-fno-sanitize-recover=undefined
+FUZZ_BIN     := $(patsubst fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard fuzz/fuzz_*.c))
+# Only the modules the targets reach (the GGUF model loader pulls in the
+# forward pass), so work in progress elsewhere cannot break the fuzz build.
+FUZZ_SRC     := err mapfile gguf safetensors tokenizer gguf_model hf bert \
+	kernels kernels_avx2 kernels_avx512 pool
+FUZZ_OBJ     := $(FUZZ_SRC:%=$(FUZZ_BUILD)/obj/%.o)
+FUZZ_DEPS_OK := $(FUZZ_BUILD)/.deps-ok
+# fuzz_tokenizer reads the default model's vocab.txt; this fetches it.
+FUZZ_MODEL   := models/all-MiniLM-L6-v2/model.safetensors
+
+.PHONY: fuzz fuzz-smoke fuzz-seeds
+fuzz: $(FUZZ_BIN) $(FUZZ_MODEL)
+	@fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+fuzz-smoke: $(FUZZ_BIN) $(FUZZ_MODEL)
+	@fuzz/run.sh --smoke $(FUZZ_BUILD)
+fuzz-seeds: $(BUILD)/liblode.a
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -iquote src -o $(BUILD)/make_seeds \
+		fuzz/make_seeds.c $(BUILD)/liblode.a $(LDFLAGS) $(PKG_LIBS) $(LDLIBS)
+	$(BUILD)/make_seeds fuzz/corpus
+
+$(FUZZ_DEPS_OK): scripts/deps.sh
+	@LODE_EXTRA_DEPS="clang libclang-rt-dev" scripts/deps.sh
+	@mkdir -p $(@D) && touch $@
+$(FUZZ_BUILD)/obj/%.o: src/%.c | $(FUZZ_DEPS_OK)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP \
+		$(PKG_CFLAGS) -c -o $@ $<
+$(FUZZ_BUILD)/liblode.a: $(FUZZ_OBJ)
+	$(AR) rcs $@ $^
+$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $(FUZZ_BUILD)/liblode.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(PKG_CFLAGS) -iquote src \
+		-o $@ $< $(FUZZ_BUILD)/liblode.a $(PKG_LIBS) -lm -pthread
+-include $(wildcard $(FUZZ_BUILD)/obj/*.d)

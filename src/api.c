@@ -1,0 +1,188 @@
+/* api.c - the routing table of `lode serve` and the policy every request
+ * passes before its body is read: authentication, shutdown, memory
+ * pressure (see api.h).
+ *
+ * Auth follows one rule per route class.  Write and admin routes need
+ * `Authorization: Bearer $LODE_API_KEY`; with no key configured they are
+ * refused (403) unless the server listens on loopback only, where the
+ * machine's own users are trusted as with any local daemon.  Read routes
+ * are open unless LODE_READ_KEY is set (then either key works).  /health
+ * is always open, for the platform's health checks. */
+#include "api.h"
+
+#include <stdio.h>
+#include <string.h>
+
+const http_route api_routes[] = {
+    {"GET", "/health", api_health, "/health", 0, API_PUBLIC},
+    {"GET", "/model-status", api_model_status, "/model-status", 0, API_READ},
+    {"GET", "/memory-status", api_memory_status, "/memory-status", 0,
+     API_READ},
+    {"GET", "/metrics", api_metrics, "/metrics", 0, API_READ},
+    {"POST", "/model/load", api_model_load, "/model/load", HTTP_JSON_BODY,
+     API_ADMIN | API_HEAVY},
+    {"POST", "/model/unload", api_model_unload, "/model/unload",
+     HTTP_JSON_BODY, API_ADMIN},
+    {"POST", "/v1/embeddings", api_embeddings, "/v1/embeddings",
+     HTTP_JSON_BODY, API_READ | API_HEAVY},
+    {"GET", "/v1/models", api_models, "/v1/models", 0, API_READ},
+    {"POST", "/search", api_search, "/search", HTTP_JSON_BODY,
+     API_READ | API_HEAVY},
+    {"GET", "/collections", api_collections_list, "/collections", 0,
+     API_READ},
+    {"POST", "/collections", api_collections_create, "/collections",
+     HTTP_JSON_BODY, API_WRITE},
+    {"DELETE", "/collections/{}", api_collections_delete,
+     "/collections/{name}", 0, API_WRITE},
+    {"POST", "/collections/{}/documents", api_documents_add,
+     "/collections/{name}/documents", HTTP_JSON_BODY, API_WRITE | API_HEAVY},
+    {"GET", "/collections/{}/documents/{}", api_document_get,
+     "/collections/{name}/documents/{id}", 0, API_READ},
+    {"DELETE", "/collections/{}/documents/{}", api_document_delete,
+     "/collections/{name}/documents/{id}", 0, API_WRITE},
+};
+const int api_n_routes = (int)(sizeof api_routes / sizeof api_routes[0]);
+
+bool api_memory_reading(api *a, memstat_system *out)
+{
+    int64_t now = sched_now_ms();
+    pthread_mutex_lock(&a->mem_lock);
+    if (!a->mem_read_ms || now - a->mem_read_ms >= 250) {
+        memstat_system m;
+        if (memstat_read_system(&m, NULL) == 0) {
+            a->mem = m;
+            a->mem_read_ms = now;
+        }
+    }
+    *out = a->mem;
+    pthread_mutex_unlock(&a->mem_lock);
+    if (a->cfg.debug_memory_percent >= 0) {
+        /* tests: pretend this share of the total is in use */
+        out->percent_used = a->cfg.debug_memory_percent;
+        out->used_bytes = (uint64_t)((double)out->total_bytes *
+                                     a->cfg.debug_memory_percent / 100.0);
+        if (out->used_bytes > out->total_bytes)
+            out->used_bytes = out->total_bytes;
+        out->available_bytes = out->total_bytes - out->used_bytes;
+    }
+    return out->percent_used >= a->cfg.memory_threshold;
+}
+
+void api_respond_lode_error(http_request *req, api *a, const lode_error *err)
+{
+    const char *msg = err->message[0] ? err->message : lode_strerror(err->code);
+    switch (err->code) {
+    case LODE_EINVAL:
+    case LODE_EUTF8:
+    case LODE_EEMPTY:
+    case LODE_EFORMAT:
+    case LODE_EUNSUPPORTED:
+        http_respond_error(req, 400, "invalid_request_error", "invalid_input",
+                           "%s", msg);
+        return;
+    case LODE_ELIMIT:
+        http_respond_error(req, 400, "invalid_request_error", "limit_exceeded",
+                           "%s", msg);
+        return;
+    case LODE_ENOTFOUND:
+        http_respond_error(req, 404, "not_found_error", "not_found", "%s",
+                           msg);
+        return;
+    case LODE_EBUSY: {
+        sched_status st;
+        sched_get_status(a->sched, &st);
+        http_add_header(req, "Retry-After", "5");
+        http_respond_error(req, 503, "server_error",
+                           atomic_load(&a->shutting_down) ? "shutting_down"
+                           : st.state == SCHED_LOADING ? "model_loading"
+                                                       : "model_unavailable",
+                           "%s", msg);
+        return;
+    }
+    default:
+        http_respond_error(req, 500, "server_error", "internal_error", "%s",
+                           msg);
+    }
+}
+
+void api_refresh_stats(api *a)
+{
+    store_stats st;
+    if (a->store && store_get_stats(a->store, NULL, &st, NULL) == 0) {
+        pthread_mutex_lock(&a->stats_lock);
+        a->stats = st;
+        pthread_mutex_unlock(&a->stats_lock);
+    }
+}
+
+/* Authentication for one route class; answers and returns false when
+ * refused. */
+static bool check_auth(http_request *req, api *a, int cls)
+{
+    const char *auth = http_header(req, "Authorization");
+    const char *key = a->cfg.api_key && *a->cfg.api_key ? a->cfg.api_key
+                                                        : NULL;
+    const char *read_key = a->cfg.read_key && *a->cfg.read_key
+                               ? a->cfg.read_key : NULL;
+    if (cls == API_PUBLIC)
+        return true;
+    if (cls == API_READ) {
+        if (!read_key || http_bearer_ok(auth, read_key) ||
+            (key && http_bearer_ok(auth, key)))
+            return true;
+        http_add_header(req, "WWW-Authenticate", "Bearer");
+        http_respond_error(req, 401, "authentication_error", "invalid_api_key",
+                           "this server needs a key for reads: send "
+                           "Authorization: Bearer $LODE_READ_KEY (or the "
+                           "API key)");
+        return false;
+    }
+    if (!key) {
+        if (a->loopback)
+            return true;
+        http_respond_error(req, 403, "permission_error", "writes_disabled",
+                           "write and admin routes are disabled on a server "
+                           "reachable from the network without a key: start "
+                           "it with LODE_API_KEY=... (or --api-key) and send "
+                           "Authorization: Bearer <key>");
+        return false;
+    }
+    if (http_bearer_ok(auth, key))
+        return true;
+    http_add_header(req, "WWW-Authenticate", "Bearer");
+    http_respond_error(req, 401, "authentication_error", "invalid_api_key",
+                       auth ? "the API key is not valid"
+                            : "this route needs Authorization: Bearer "
+                              "$LODE_API_KEY");
+    return false;
+}
+
+bool api_check(http_request *req, const http_route *route, void *app)
+{
+    api *a = app;
+    if (!check_auth(req, a, route->policy & API_CLASS_MASK))
+        return false;
+    if (!(route->policy & API_HEAVY))
+        return true;
+    /* During a shutdown's grace period requests on connections already
+     * open are still served (with Connection: close); what is left when
+     * it ends gets 503 from the scheduler. */
+    memstat_system mem;
+    if (api_memory_reading(a, &mem)) {
+        http_add_header(req, "Retry-After", "10");
+        http_respond_error(req, 503, "server_error", "memory_pressure",
+                           "memory use is at %.1f%% of %.0f MB (the limit for "
+                           "this route is %.0f%%); retry later",
+                           mem.percent_used,
+                           (double)mem.total_bytes / (1024.0 * 1024.0),
+                           a->cfg.memory_threshold);
+        return false;
+    }
+    return true;
+}
+
+void api_done(void *app, int route, int status, double seconds)
+{
+    api *a = app;
+    metrics_observe(a->metrics, route, status, seconds);
+}

@@ -1,0 +1,131 @@
+/* api.h - the HTTP API of `lode serve`: the shared state the handlers
+ * work on, the routing table, and the policy hook (auth, load shedding).
+ *
+ * Handlers live in api_status.c (health, model and memory status,
+ * metrics, model load/unload), api_embed.c (/v1/embeddings, /v1/models)
+ * and api_store.c (search, collections, documents); server.c builds the
+ * api struct from flags and environment and owns its lifetime.
+ *
+ * Threads: handlers run on HTTP threads.  Model work goes through the
+ * scheduler (the handler suspends its request and is called again when the
+ * embeddings are ready).  The store handle is single-threaded, so every
+ * store call holds store_lock, and no one waits for the model while
+ * holding it.
+ */
+#ifndef LODE_API_H
+#define LODE_API_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "http.h"
+#include "memstat.h"
+#include "metrics.h"
+#include "scheduler.h"
+#include "store.h"
+
+/* Route policy: who may call it (low bits) and whether it is heavy (needs
+ * the model or much memory; shed under memory pressure). */
+enum {
+    API_PUBLIC = 0,  /* always open (/health) */
+    API_READ = 1,    /* open unless a read key is set */
+    API_WRITE = 2,   /* needs the API key (or loopback without a key) */
+    API_ADMIN = 3,   /* same, for model load/unload */
+    API_CLASS_MASK = 3,
+    API_HEAVY = 4,
+};
+
+typedef struct api_config {
+    const char *host;
+    int port;
+    const char *db_path;
+    const char *model_path;
+    const char *api_key;          /* NULL or "": none */
+    const char *read_key;
+    const char *default_collection;
+    int threads;                  /* encoder threads */
+    int http_threads;             /* HTTP thread pool */
+    size_t max_body;
+    int max_inputs;               /* texts per embeddings request */
+    int max_tokens;               /* tokens per request */
+    int max_documents;            /* documents per POST */
+    int max_k;
+    int max_json_depth;
+    int max_connections;
+    int timeout_s;                /* idle connection timeout */
+    int body_timeout_s;
+    int load_wait_ms;             /* wait this long for a loading model */
+    int grace_s;                  /* shutdown: let requests finish */
+    double memory_threshold;      /* percent used that sheds heavy routes */
+    int debug_load_delay_ms;      /* tests: slow model load */
+    double debug_memory_percent;  /* tests: fake memory use; < 0: real */
+} api_config;
+
+typedef enum api_store_state {
+    API_STORE_OPENING = 0,
+    API_STORE_OPEN,
+    API_STORE_FAILED,
+} api_store_state;
+
+typedef struct api {
+    api_config cfg;
+    bool loopback;                /* listening on a loopback address only */
+    sched *sched;
+    metrics *metrics;
+    http_server *http;            /* set once listening */
+    int64_t started_ms;           /* sched_now_ms() at start */
+
+    pthread_mutex_t store_lock;   /* guards store, store_state, store_error */
+    store *store;
+    api_store_state store_state;
+    char store_error[LODE_ERROR_MAX];
+
+    pthread_mutex_t stats_lock;   /* guards stats (a cache for /health) */
+    store_stats stats;
+
+    pthread_mutex_t mem_lock;     /* guards the memory reading cache */
+    int64_t mem_read_ms;
+    memstat_system mem;
+
+    atomic_int shutting_down;
+} api;
+
+extern const http_route api_routes[];
+extern const int api_n_routes;
+
+/* The http_config.check and .done hooks. */
+bool api_check(http_request *req, const http_route *route, void *app);
+void api_done(void *app, int route, int status, double seconds);
+
+/* ---- helpers shared by the handler files ------------------------------ */
+
+/* The system memory reading (cached for a fraction of a second, faked by
+ * --debug-memory-percent).  Returns whether it passes the threshold. */
+bool api_memory_reading(api *a, memstat_system *out);
+/* Answer an error carried in a lode_error with the matching status. */
+void api_respond_lode_error(http_request *req, api *a, const lode_error *err);
+/* Refresh the cached store counts; store_lock held. */
+void api_refresh_stats(api *a);
+
+/* Handlers. */
+void api_health(http_request *req, void *app);
+void api_model_status(http_request *req, void *app);
+void api_memory_status(http_request *req, void *app);
+void api_metrics(http_request *req, void *app);
+void api_model_load(http_request *req, void *app);
+void api_model_unload(http_request *req, void *app);
+void api_embeddings(http_request *req, void *app);
+void api_models(http_request *req, void *app);
+void api_search(http_request *req, void *app);
+void api_collections_list(http_request *req, void *app);
+void api_collections_create(http_request *req, void *app);
+void api_collections_delete(http_request *req, void *app);
+void api_documents_add(http_request *req, void *app);
+void api_document_get(http_request *req, void *app);
+void api_document_delete(http_request *req, void *app);
+
+#endif

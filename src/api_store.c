@@ -1,0 +1,853 @@
+/* api_store.c - the store routes: POST /search, /collections and the
+ * documents of a collection.
+ *
+ * Search and document writes need the model, so they run in two steps:
+ * validate and submit a job to the scheduler (the request is suspended),
+ * then, resumed with the vectors, take store_lock for the store call
+ * alone.  No one holds store_lock while waiting for the model, and the
+ * store (single-threaded) is only ever used under it.
+ *
+ * Documents are chunked on the scheduler thread (the job's prepare hook),
+ * with the model's own tokenizer and the same chunker and defaults as
+ * `lode ingest` (chunk.h), and each document is written in one
+ * transaction: a document is either stored whole, with every chunk and
+ * vector, or not at all.  Collections are pinned to the model id
+ * "NAME:TYPE", the id `lode ingest` uses (ingest_model_id), so the CLI and
+ * the server share collections. */
+#include "api.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chunk.h"
+#include "filter.h"
+#include "ingest.h"
+
+#define API_NAME_MAX 128
+
+/* ---- shared helpers ---------------------------------------------------- */
+
+/* Is this a valid collection name: 1..128 of [A-Za-z0-9._-]? */
+static bool valid_name(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (!isalnum((unsigned char)s[n]) && !strchr("._-", s[n]))
+            return false;
+    return n > 0 && n <= API_NAME_MAX;
+}
+
+static bool check_name(http_request *req, const char *name)
+{
+    if (name && valid_name(name))
+        return true;
+    http_respond_error(req, 400, "invalid_request_error",
+                       "invalid_collection",
+                       "a collection name is 1 to %d letters, digits, '.', "
+                       "'_' or '-'", API_NAME_MAX);
+    return false;
+}
+
+/* Lock the store when it is open; else answer 503 and return NULL. */
+static store *store_acquire(http_request *req, api *a)
+{
+    pthread_mutex_lock(&a->store_lock);
+    if (a->store_state == API_STORE_OPEN)
+        return a->store;
+    bool opening = a->store_state == API_STORE_OPENING;
+    char msg[LODE_ERROR_MAX];
+    snprintf(msg, sizeof msg, "%s", a->store_error);
+    pthread_mutex_unlock(&a->store_lock);
+    if (opening) {
+        http_add_header(req, "Retry-After", "2");
+        http_respond_error(req, 503, "server_error", "store_loading",
+                           "the database is still opening; retry shortly");
+    } else {
+        http_respond_error(req, 503, "server_error", "store_unavailable",
+                           "the database could not be opened: %s", msg);
+    }
+    return NULL;
+}
+
+static void store_release(api *a)
+{
+    pthread_mutex_unlock(&a->store_lock);
+}
+
+/* Is the store open (without keeping the lock)?  Answers 503 if not. */
+static bool store_ready(http_request *req, api *a)
+{
+    if (!store_acquire(req, a))
+        return false;
+    store_release(a);
+    return true;
+}
+
+static void model_id(const sched_job *job, const char *type, char *buf,
+                     size_t size)
+{
+    snprintf(buf, size, "%s:%s", job->model_name, type);
+}
+
+static void on_job_done(sched_job *job, void *ctx)
+{
+    (void)job;
+    http_resume(ctx);
+}
+
+/* A job's vectors are the only heap memory of these states. */
+static void free_job_vectors(void *p)
+{
+    sched_job *job = p;  /* the job is the first member of every state */
+    free(job->vectors);
+}
+
+/* ---- POST /search -------------------------------------------------------- */
+
+typedef struct search_state {
+    sched_job job;          /* first: see free_job_vectors */
+    const char *query;
+    size_t query_len;
+    const char *collection;
+    char *where_json;       /* request memory */
+    size_t k;
+    bool use_min_score;
+    float min_score;
+} search_state;
+
+static json_t *result_json(const store_result *r)
+{
+    return json_pack("{s:f,s:s,s:I,s:s?,s:s?,s:s?,s:s?,s:I,s:i,s:I,s:I}",
+                     "score", (double)r->score, "text", r->text,
+                     "document_id", (json_int_t)r->document_id, "id",
+                     r->external_id, "source", r->source, "title", r->title,
+                     "heading", r->heading, "chunk_id",
+                     (json_int_t)r->chunk_id, "ordinal", r->ordinal,
+                     "char_start", (json_int_t)r->char_start, "char_end",
+                     (json_int_t)r->char_end);
+}
+
+static void search_answer(http_request *req, api *a, search_state *st)
+{
+    if (st->job.rc) {
+        api_respond_lode_error(req, a, &st->job.err);
+        return;
+    }
+    sched_status ss;
+    sched_get_status(a->sched, &ss);
+    char mid[300];
+    model_id(&st->job, ss.type, mid, sizeof mid);
+    store_query q = {
+        .collection = st->collection,
+        .model_id = mid,
+        .vector = st->job.vectors,
+        .dimension = st->job.dim,
+        .k = st->k,
+        .where_json = st->where_json,
+        .use_min_score = st->use_min_score,
+        .min_score = st->min_score,
+    };
+    store_result *results = NULL;
+    size_t n = 0;
+    lode_error err = {0};
+    store *s = store_acquire(req, a);
+    if (!s)
+        return;
+    int rc = store_search(s, &q, &results, &n, &err);
+    store_release(a);
+    if (rc) {
+        api_respond_lode_error(req, a, &err);
+        return;
+    }
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(list, result_json(&results[i]));
+    store_results_free(results, n);
+    http_respond_json(req, 200, json_pack("{s:s,s:s,s:o,s:i,s:f}", "query",
+                                          st->query, "collection",
+                                          st->collection, "results", list,
+                                          "count", (int)n, "took_ms",
+                                          http_elapsed(req) * 1000.0));
+}
+
+void api_search(http_request *req, void *app)
+{
+    api *a = app;
+    search_state *st = http_state(req);
+    if (st) {
+        search_answer(req, a, st);
+        return;
+    }
+    json_t *body = http_json_body(req);
+    if (!body)
+        return;
+    json_t *query = json_object_get(body, "query");
+    if (!json_is_string(query) || json_string_length(query) == 0) {
+        http_respond_error(req, 400, "invalid_request_error", "invalid_query",
+                           "'query' must be a non-empty string");
+        return;
+    }
+    st = http_alloc(req, sizeof *st);
+    if (!st) {
+        http_respond_error(req, 500, "server_error", "out_of_memory",
+                           "out of memory");
+        return;
+    }
+    memset(st, 0, sizeof *st);
+    st->query = json_string_value(query);
+    st->query_len = json_string_length(query);
+    json_t *coll = json_object_get(body, "collection");
+    if (coll && !json_is_null(coll)) {
+        if (!check_name(req, json_is_string(coll) ? json_string_value(coll)
+                                                  : NULL))
+            return;
+        st->collection = json_string_value(coll);
+    } else {
+        st->collection = a->cfg.default_collection;
+    }
+    json_t *k = json_object_get(body, "k");
+    if (!k)
+        k = json_object_get(body, "top_k");
+    st->k = 5;
+    if (k && !json_is_null(k)) {
+        if (!json_is_integer(k) || json_integer_value(k) < 1 ||
+            json_integer_value(k) > a->cfg.max_k) {
+            http_respond_error(req, 400, "invalid_request_error", "invalid_k",
+                               "'k' must be an integer from 1 to %d",
+                               a->cfg.max_k);
+            return;
+        }
+        st->k = (size_t)json_integer_value(k);
+    }
+    json_t *where = json_object_get(body, "where");
+    if (where && !json_is_null(where)) {
+        if (!json_is_object(where)) {
+            http_respond_error(req, 400, "invalid_request_error",
+                               "invalid_where",
+                               "'where' must be a JSON object (a Chroma "
+                               "filter)");
+            return;
+        }
+        /* refuse a bad filter now, not after embedding the query */
+        filter *f = NULL;
+        lode_error ferr = {0};
+        if (filter_parse_json(where, &f, &ferr)) {
+            http_respond_error(req, 400, "invalid_request_error",
+                               "invalid_where", "'where': %s", ferr.message);
+            return;
+        }
+        filter_free(f);
+        char *w = json_dumps(where, JSON_COMPACT);
+        st->where_json = w ? http_alloc(req, strlen(w) + 1) : NULL;
+        if (st->where_json)
+            strcpy(st->where_json, w);
+        free(w);
+        if (!st->where_json) {
+            http_respond_error(req, 500, "server_error", "out_of_memory",
+                               "out of memory");
+            return;
+        }
+    }
+    json_t *min = json_object_get(body, "min_score");
+    if (min && !json_is_null(min)) {
+        if (!json_is_number(min)) {
+            http_respond_error(req, 400, "invalid_request_error",
+                               "invalid_min_score",
+                               "'min_score' must be a number");
+            return;
+        }
+        st->use_min_score = true;
+        st->min_score = (float)json_number_value(min);
+    }
+    if (!store_ready(req, a))
+        return;
+    st->job.n = 1;
+    st->job.texts = &st->query;
+    st->job.lens = &st->query_len;
+    st->job.max_tokens = a->cfg.max_tokens;
+    st->job.deadline_ms = sched_now_ms() + a->cfg.load_wait_ms;
+    st->job.done = on_job_done;
+    st->job.ctx = req;
+    http_set_state(req, st, free_job_vectors);
+    http_suspend(req);
+    sched_submit(a->sched, &st->job);
+}
+
+/* ---- collections ------------------------------------------------------- */
+
+static const char *distance_name(store_distance d)
+{
+    return d == STORE_DOT ? "dot" : d == STORE_L2 ? "l2" : "cosine";
+}
+
+static json_t *collection_json(const store_collection_info *c)
+{
+    return json_pack("{s:s,s:s,s:i,s:s,s:I,s:I,s:I}", "name", c->name,
+                     "model", c->model_id, "dimension", c->dimension,
+                     "distance", distance_name(c->distance), "documents",
+                     (json_int_t)c->documents, "chunks",
+                     (json_int_t)c->chunks, "created",
+                     (json_int_t)c->created);
+}
+
+void api_collections_list(http_request *req, void *app)
+{
+    api *a = app;
+    store *s = store_acquire(req, a);
+    if (!s)
+        return;
+    store_collection_info *infos = NULL;
+    size_t n = 0;
+    lode_error err = {0};
+    int rc = store_list_collections(s, &infos, &n, &err);
+    store_release(a);
+    if (rc) {
+        api_respond_lode_error(req, a, &err);
+        return;
+    }
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(list, collection_json(&infos[i]));
+    store_collections_free(infos, n);
+    http_respond_json(req, 200, json_pack("{s:o}", "collections", list));
+}
+
+/* Find a collection's info; store_lock held.  1 found, 0 not, < 0 error. */
+static int find_collection(store *s, const char *name,
+                           store_collection_info *out, lode_error *err)
+{
+    store_collection_info *infos = NULL;
+    size_t n = 0;
+    int rc = store_list_collections(s, &infos, &n, err);
+    if (rc)
+        return rc;
+    int found = 0;
+    for (size_t i = 0; i < n && !found; i++) {
+        if (strcmp(infos[i].name, name) == 0) {
+            *out = infos[i];
+            memset(&infos[i], 0, sizeof infos[i]);  /* moved to out */
+            found = 1;
+        }
+    }
+    store_collections_free(infos, n);
+    return found;
+}
+
+void api_collections_create(http_request *req, void *app)
+{
+    api *a = app;
+    json_t *body = http_json_body(req);
+    if (!body)
+        return;
+    json_t *name = json_object_get(body, "name");
+    if (!check_name(req, json_is_string(name) ? json_string_value(name)
+                                              : NULL))
+        return;
+    store_distance dist = STORE_COSINE;
+    json_t *d = json_object_get(body, "distance");
+    if (!d)
+        d = json_object_get(body, "metric");
+    if (d && !json_is_null(d)) {
+        const char *ds = json_string_value(d);
+        if (ds && strcmp(ds, "cosine") == 0)
+            dist = STORE_COSINE;
+        else if (ds && (strcmp(ds, "dot") == 0 || strcmp(ds, "ip") == 0))
+            dist = STORE_DOT;
+        else if (ds && strcmp(ds, "l2") == 0)
+            dist = STORE_L2;
+        else {
+            http_respond_error(req, 400, "invalid_request_error",
+                               "invalid_distance",
+                               "'distance' must be \"cosine\", \"dot\" or "
+                               "\"l2\"");
+            return;
+        }
+    }
+    sched_status ss;
+    sched_get_status(a->sched, &ss);
+    if (ss.state != SCHED_LOADED) {
+        http_add_header(req, "Retry-After", "5");
+        http_respond_error(req, 503, "server_error", "model_unavailable",
+                           "a collection is pinned to the model, which is "
+                           "not loaded yet; retry shortly");
+        return;
+    }
+    char mid[300];
+    snprintf(mid, sizeof mid, "%s:%s", ss.name, ss.type);
+    store *s = store_acquire(req, a);
+    if (!s)
+        return;
+    lode_error err = {0};
+    store_collection_info info = {0};
+    int existed = find_collection(s, json_string_value(name), &info, &err);
+    int rc = existed < 0 ? existed
+           : store_create_collection(s, json_string_value(name), mid,
+                                     ss.dimension, dist, &err);
+    free(info.name);
+    free(info.model_id);
+    memset(&info, 0, sizeof info);
+    if (!rc)
+        rc = find_collection(s, json_string_value(name), &info, &err) == 1
+                 ? 0 : LODE_EINTERNAL;
+    store_release(a);
+    if (rc) {
+        api_respond_lode_error(req, a, &err);
+        return;
+    }
+    json_t *o = collection_json(&info);
+    free(info.name);
+    free(info.model_id);
+    http_respond_json(req, existed == 1 ? 200 : 201, o);
+}
+
+void api_collections_delete(http_request *req, void *app)
+{
+    api *a = app;
+    const char *name = http_param(req, 0);
+    if (!check_name(req, name))
+        return;
+    store *s = store_acquire(req, a);
+    if (!s)
+        return;
+    lode_error err = {0};
+    int rc = store_delete_collection(s, name, &err);
+    if (!rc)
+        api_refresh_stats(a);
+    store_release(a);
+    if (rc) {
+        api_respond_lode_error(req, a, &err);
+        return;
+    }
+    http_respond_json(req, 200, json_pack("{s:s,s:b}", "name", name,
+                                          "deleted", 1));
+}
+
+/* ---- documents ----------------------------------------------------------- */
+
+typedef struct doc_in {
+    const char *id;           /* external id, or NULL */
+    const char *source, *title;
+    const char *text;
+    size_t len;
+    char *metadata_json;      /* request memory, or NULL */
+    char sha256[65];
+} doc_in;
+
+typedef struct docs_state {
+    sched_job job;            /* first: see free_job_vectors */
+    api *a;
+    const char *collection;
+    doc_in *docs;
+    size_t n_docs;
+    chunk_list *chunks;       /* per document, filled by prepare */
+    const char **texts;       /* every chunk's text, filled by prepare */
+    size_t *lens;
+} docs_state;
+
+static void docs_state_free(void *p)
+{
+    docs_state *st = p;
+    free(st->job.vectors);
+    if (st->chunks)
+        for (size_t i = 0; i < st->n_docs; i++)
+            chunk_list_free(&st->chunks[i]);
+    free(st->chunks);
+    free(st->texts);
+    free(st->lens);
+}
+
+/* The job's prepare hook, on the scheduler thread: chunk every document. */
+static int chunk_documents(sched_job *job, const tok_tokenizer *tok,
+                           int max_seq_length, lode_error *err)
+{
+    docs_state *st = (docs_state *)job;
+    chunk_options opts = chunk_default_options(max_seq_length);
+    st->chunks = calloc(st->n_docs, sizeof *st->chunks);
+    if (!st->chunks)
+        return lode_error_set(err, LODE_ENOMEM, "out of memory");
+    size_t total = 0;
+    for (size_t d = 0; d < st->n_docs; d++) {
+        const doc_in *doc = &st->docs[d];
+        chunk_heading *headings = NULL;
+        size_t n_headings = 0;
+        int rc = chunk_find_markdown_headings(doc->text, doc->len, &headings,
+                                              &n_headings, err);
+        if (!rc)
+            rc = chunk_split(tok, doc->text, doc->len, headings, n_headings,
+                             &opts, &st->chunks[d], err);
+        free(headings);
+        if (!rc && st->chunks[d].n == 0)
+            rc = lode_error_set(err, LODE_EEMPTY, "the text has no words");
+        if (rc)
+            return lode_error_prefix(err, "document %zu", d);
+        total += st->chunks[d].n;
+    }
+    st->texts = malloc((total ? total : 1) * sizeof *st->texts);
+    st->lens = malloc((total ? total : 1) * sizeof *st->lens);
+    if (!st->texts || !st->lens)
+        return lode_error_set(err, LODE_ENOMEM, "out of memory");
+    size_t k = 0;
+    for (size_t d = 0; d < st->n_docs; d++)
+        for (size_t c = 0; c < st->chunks[d].n; c++, k++) {
+            const chunk *ch = &st->chunks[d].chunks[c];
+            st->texts[k] = st->docs[d].text + ch->byte_start;
+            st->lens[k] = ch->byte_end - ch->byte_start;
+        }
+    job->n = (int)total;
+    job->texts = st->texts;
+    job->lens = st->lens;
+    return 0;
+}
+
+/* A string field of a document object: absent/null -> NULL; else must be
+ * a string (answers 400 and returns false otherwise). */
+static bool opt_string(http_request *req, json_t *obj, const char *key,
+                       size_t index, const char **out)
+{
+    json_t *v = json_object_get(obj, key);
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return true;
+    if (json_is_string(v) && json_string_length(v) > 0 &&
+        strlen(json_string_value(v)) == json_string_length(v)) {
+        *out = json_string_value(v);
+        return true;
+    }
+    if (json_is_integer(v) && strcmp(key, "id") == 0) {
+        /* numbers are accepted as ids and kept as their decimal text */
+        char *s = http_alloc(req, 24);
+        if (s) {
+            snprintf(s, 24, "%lld", (long long)json_integer_value(v));
+            *out = s;
+            return true;
+        }
+    }
+    http_respond_error(req, 400, "invalid_request_error", "invalid_document",
+                       "documents[%zu].%s must be a non-empty string without "
+                       "NUL", index, key);
+    return false;
+}
+
+static bool parse_documents(http_request *req, api *a, json_t *body,
+                            docs_state *st)
+{
+    json_t *docs = json_object_get(body, "documents");
+    json_t *single[1] = {body};
+    size_t n;
+    if (docs) {
+        if (!json_is_array(docs) || json_array_size(docs) == 0) {
+            http_respond_error(req, 400, "invalid_request_error",
+                               "invalid_documents",
+                               "'documents' must be a non-empty array of "
+                               "objects {id?, text, title?, source?, "
+                               "metadata?}");
+            return false;
+        }
+        n = json_array_size(docs);
+    } else {
+        n = 1;  /* one document given as the body itself */
+    }
+    if (n > (size_t)a->cfg.max_documents) {
+        http_respond_error(req, 400, "invalid_request_error", "limit_exceeded",
+                           "%zu documents; the limit is %d per request", n,
+                           a->cfg.max_documents);
+        return false;
+    }
+    st->docs = http_alloc(req, n * sizeof *st->docs);
+    if (!st->docs) {
+        http_respond_error(req, 500, "server_error", "out_of_memory",
+                           "out of memory");
+        return false;
+    }
+    memset(st->docs, 0, n * sizeof *st->docs);
+    st->n_docs = n;
+    for (size_t i = 0; i < n; i++) {
+        json_t *d = docs ? json_array_get(docs, i) : single[0];
+        doc_in *doc = &st->docs[i];
+        if (!json_is_object(d)) {
+            http_respond_error(req, 400, "invalid_request_error",
+                               "invalid_document",
+                               "documents[%zu] must be an object", i);
+            return false;
+        }
+        json_t *text = json_object_get(d, "text");
+        if (!text)
+            text = json_object_get(d, "content");
+        if (!json_is_string(text) || json_string_length(text) == 0) {
+            http_respond_error(req, 400, "invalid_request_error",
+                               "invalid_document",
+                               "documents[%zu].text must be a non-empty "
+                               "string", i);
+            return false;
+        }
+        doc->text = json_string_value(text);
+        doc->len = json_string_length(text);
+        if (!opt_string(req, d, "id", i, &doc->id) ||
+            !opt_string(req, d, "source", i, &doc->source) ||
+            !opt_string(req, d, "title", i, &doc->title))
+            return false;
+        json_t *meta = json_object_get(d, "metadata");
+        if (meta && !json_is_null(meta)) {
+            if (!json_is_object(meta)) {
+                http_respond_error(req, 400, "invalid_request_error",
+                                   "invalid_document",
+                                   "documents[%zu].metadata must be an "
+                                   "object", i);
+                return false;
+            }
+            char *m = json_dumps(meta, JSON_COMPACT);
+            doc->metadata_json = m ? http_alloc(req, strlen(m) + 1) : NULL;
+            if (doc->metadata_json)
+                strcpy(doc->metadata_json, m);
+            free(m);
+            if (!doc->metadata_json) {
+                http_respond_error(req, 500, "server_error", "out_of_memory",
+                                   "out of memory");
+                return false;
+            }
+        }
+        store_sha256_hex(doc->text, doc->len, doc->sha256);
+    }
+    return true;
+}
+
+/* Write every document; store_lock held.  Fills `out` per document. */
+static int write_documents(store *s, docs_state *st, const char *mid,
+                           json_t *out, lode_error *err)
+{
+    size_t k = 0;  /* index of the document's first chunk in the job */
+    for (size_t d = 0; d < st->n_docs; d++) {
+        const doc_in *doc = &st->docs[d];
+        const chunk_list *cl = &st->chunks[d];
+        store_chunk_in *chunks = calloc(cl->n, sizeof *chunks);
+        char **texts = calloc(cl->n, sizeof *texts);
+        int rc = 0;
+        if (!chunks || !texts) {
+            rc = lode_error_set(err, LODE_ENOMEM, "out of memory");
+            goto next;
+        }
+        for (size_t c = 0; c < cl->n; c++) {
+            const chunk *ch = &cl->chunks[c];
+            texts[c] = strndup(doc->text + ch->byte_start,
+                               ch->byte_end - ch->byte_start);
+            if (!texts[c]) {
+                rc = lode_error_set(err, LODE_ENOMEM, "out of memory");
+                goto next;
+            }
+            chunks[c] = (store_chunk_in){
+                .text = texts[c],
+                .char_start = (int64_t)ch->char_start,
+                .char_end = (int64_t)ch->char_end,
+                .token_count = ch->token_count,
+                .heading = ch->heading,
+                .vector = st->job.vectors + (k + c) * (size_t)st->job.dim,
+                .dimension = st->job.dim,
+            };
+        }
+        store_document_in in = {
+            .model_id = mid,
+            .source = doc->source,
+            .external_id = doc->id,
+            .title = doc->title,
+            .metadata_json = doc->metadata_json,
+            .content_sha256 = doc->sha256,
+            .chunks = chunks,
+            .n_chunks = cl->n,
+        };
+        int64_t id = 0;
+        rc = doc->id || doc->source
+                 ? store_upsert_document(s, st->collection, &in, &id, err)
+                 : store_add_document(s, st->collection, &in, &id, err);
+        if (!rc)
+            json_array_append_new(
+                out, json_pack("{s:s?,s:I,s:s?,s:i}", "id", doc->id,
+                               "document_id", (json_int_t)id, "source",
+                               doc->source, "chunks", (int)cl->n));
+    next:
+        if (texts)
+            for (size_t c = 0; c < cl->n; c++)
+                free(texts[c]);
+        free(texts);
+        free(chunks);
+        if (rc)
+            return lode_error_prefix(err, "document %zu", d);
+        k += cl->n;
+    }
+    return 0;
+}
+
+static void documents_answer(http_request *req, api *a, docs_state *st)
+{
+    if (st->job.rc) {
+        api_respond_lode_error(req, a, &st->job.err);
+        return;
+    }
+    sched_status ss;
+    sched_get_status(a->sched, &ss);
+    char mid[300];
+    model_id(&st->job, ss.type, mid, sizeof mid);
+    store *s = store_acquire(req, a);
+    if (!s)
+        return;
+    lode_error err = {0};
+    store_collection_info info = {0};
+    int found = find_collection(s, st->collection, &info, &err);
+    int rc = found < 0 ? found : 0;
+    if (found == 0)  /* added to a new collection: create it */
+        rc = store_create_collection(s, st->collection, mid, st->job.dim,
+                                     STORE_COSINE, &err);
+    free(info.name);
+    free(info.model_id);
+    json_t *written = json_array();
+    if (!rc)
+        rc = write_documents(s, st, mid, written, &err);
+    api_refresh_stats(a);
+    store_release(a);
+    if (rc) {
+        json_decref(written);
+        api_respond_lode_error(req, a, &err);
+        return;
+    }
+    http_respond_json(req, 200, json_pack(
+        "{s:s,s:o,s:i,s:{s:i,s:i}}", "collection", st->collection,
+        "documents", written, "chunks", st->job.n, "usage", "prompt_tokens",
+        st->job.n_tokens, "total_tokens", st->job.n_tokens));
+}
+
+void api_documents_add(http_request *req, void *app)
+{
+    api *a = app;
+    docs_state *st = http_state(req);
+    if (st) {
+        documents_answer(req, a, st);
+        return;
+    }
+    const char *name = http_param(req, 0);
+    if (!check_name(req, name))
+        return;
+    json_t *body = http_json_body(req);
+    if (!body)
+        return;
+    st = http_alloc(req, sizeof *st);
+    if (!st) {
+        http_respond_error(req, 500, "server_error", "out_of_memory",
+                           "out of memory");
+        return;
+    }
+    memset(st, 0, sizeof *st);
+    st->a = a;
+    st->collection = name;
+    http_set_state(req, st, docs_state_free);
+    if (!parse_documents(req, a, body, st) || !store_ready(req, a))
+        return;
+    st->job.prepare = chunk_documents;
+    st->job.max_tokens = a->cfg.max_tokens;
+    st->job.deadline_ms = sched_now_ms() + a->cfg.load_wait_ms;
+    st->job.done = on_job_done;
+    st->job.ctx = req;
+    http_suspend(req);
+    sched_submit(a->sched, &st->job);
+}
+
+/* Find a document of `collection` by external id, else by numeric id;
+ * store_lock held. */
+static int find_document(store *s, const char *collection, const char *id,
+                         store_document **out, lode_error *err)
+{
+    int64_t doc_id;
+    int rc = store_find_document(s, collection, NULL, id, &doc_id, NULL, err);
+    if (rc == LODE_ENOTFOUND) {
+        char *end;
+        long long n = strtoll(id, &end, 10);
+        if (*id && !*end && n > 0) {
+            doc_id = n;
+            rc = 0;
+        }
+    }
+    if (!rc)
+        rc = store_get_document(s, doc_id, out, err);
+    if (!rc && strcmp((*out)->collection, collection) != 0) {
+        store_document_free(*out);
+        *out = NULL;
+        rc = LODE_ENOTFOUND;
+    }
+    if (rc == LODE_ENOTFOUND)
+        lode_error_set(err, rc, "no document '%s' in collection '%s'", id,
+                       collection);
+    return rc;
+}
+
+static json_t *document_json(const store_document *doc)
+{
+    json_t *chunks = json_array();
+    for (size_t i = 0; i < doc->n_chunks; i++) {
+        const store_chunk *c = &doc->chunks[i];
+        json_array_append_new(
+            chunks, json_pack("{s:I,s:i,s:s,s:s?,s:I,s:I,s:i}", "chunk_id",
+                              (json_int_t)c->id, "ordinal", c->ordinal,
+                              "text", c->text, "heading", c->heading,
+                              "char_start", (json_int_t)c->char_start,
+                              "char_end", (json_int_t)c->char_end,
+                              "token_count", c->token_count));
+    }
+    json_t *meta = doc->metadata_json
+                       ? json_loads(doc->metadata_json, 0, NULL) : NULL;
+    return json_pack("{s:s?,s:I,s:s,s:s?,s:s?,s:o?,s:s?,s:I,s:I,s:o}", "id",
+                     doc->external_id, "document_id", (json_int_t)doc->id,
+                     "collection", doc->collection, "source", doc->source,
+                     "title", doc->title, "metadata", meta, "content_sha256",
+                     doc->content_sha256, "created", (json_int_t)doc->created,
+                     "updated", (json_int_t)doc->updated, "chunks", chunks);
+}
+
+void api_document_get(http_request *req, void *app)
+{
+    api *a = app;
+    const char *name = http_param(req, 0), *id = http_param(req, 1);
+    if (!check_name(req, name))
+        return;
+    store *s = store_acquire(req, a);
+    if (!s)
+        return;
+    store_document *doc = NULL;
+    lode_error err = {0};
+    int rc = find_document(s, name, id, &doc, &err);
+    store_release(a);
+    if (rc) {
+        api_respond_lode_error(req, a, &err);
+        return;
+    }
+    json_t *o = document_json(doc);
+    store_document_free(doc);
+    http_respond_json(req, 200, o);
+}
+
+void api_document_delete(http_request *req, void *app)
+{
+    api *a = app;
+    const char *name = http_param(req, 0), *id = http_param(req, 1);
+    if (!check_name(req, name))
+        return;
+    store *s = store_acquire(req, a);
+    if (!s)
+        return;
+    store_document *doc = NULL;
+    lode_error err = {0};
+    int rc = find_document(s, name, id, &doc, &err);
+    int64_t doc_id = doc ? doc->id : 0;
+    store_document_free(doc);
+    if (!rc)
+        rc = store_delete_document(s, doc_id, &err);
+    if (!rc)
+        api_refresh_stats(a);
+    store_release(a);
+    if (rc) {
+        api_respond_lode_error(req, a, &err);
+        return;
+    }
+    http_respond_json(req, 200, json_pack("{s:s,s:I,s:b}", "id", id,
+                                          "document_id", (json_int_t)doc_id,
+                                          "deleted", 1));
+}

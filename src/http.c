@@ -1,0 +1,672 @@
+/* http.c - the libmicrohttpd wrapper (see http.h).
+ *
+ * libmicrohttpd calls on_request() several times per request: first with
+ * the headers (we route and refuse early: 404, 405, 413 by Content-Length,
+ * 415, the check hook), then once per piece of body (appended, capped),
+ * then with no data (we call the handler).  A suspended request is
+ * resumed by libmicrohttpd calling on_request() again with no data; the
+ * handler runs again and finds its state.  on_completed() runs once per
+ * request, whatever happened, and is the one place request memory is
+ * freed. */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HTTP_MAX_PARAMS 4
+#define HTTP_MAX_HEADERS 6
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    http_config cfg;
+    pthread_mutex_t lock;
+    int in_flight;
+    int port;
+    atomic_int quiesced;  /* answers say Connection: close from then on */
+};
+
+/* A block of request-scoped memory; blocks form a list freed at the end. */
+typedef struct arena_block {
+    struct arena_block *next;
+    max_align_t data[];
+} arena_block;
+
+struct http_request {
+    http_server *srv;
+    struct MHD_Connection *conn;
+    const char *method;          /* from libmicrohttpd, valid all request */
+    char *path;
+    int route;                   /* index, or -1 when unmatched */
+    char *params[HTTP_MAX_PARAMS];
+    char *body;
+    size_t body_len, body_cap;
+    json_t *json;
+    arena_block *arena;
+    void *state;
+    void (*state_free)(void *);
+    struct { char *name, *value; } headers[HTTP_MAX_HEADERS];
+    int n_headers;
+    int status;                  /* 0 until answered */
+    int body_error;              /* 413 or 500 found while reading the
+                                    body, answered once it is all in */
+    size_t discarded;            /* body bytes dropped after body_error */
+    bool suspended;
+    struct timespec start;
+};
+
+/* ---- pure helpers --------------------------------------------------- */
+
+bool http_match(const char *pattern, const char *path, size_t params[][2],
+                int *n_params)
+{
+    const char *p = pattern, *s = path;
+    int n = 0;
+    while (*p && *s) {
+        if (p[0] == '{' && p[1] == '}') {
+            const char *end = strchr(s, '/');
+            size_t len = end ? (size_t)(end - s) : strlen(s);
+            if (len == 0 || n == HTTP_MAX_PARAMS)
+                return false;
+            params[n][0] = (size_t)(s - path);
+            params[n][1] = len;
+            n++;
+            s += len;
+            p += 2;
+        } else if (*p == *s) {
+            p++;
+            s++;
+        } else {
+            return false;
+        }
+    }
+    /* a trailing slash on the path is accepted: "/health/" */
+    if (*s == '/' && s[1] == '\0' && s != path && s[-1] != '/')
+        s++;
+    if (*p || *s)
+        return false;
+    *n_params = n;
+    return true;
+}
+
+bool http_json_depth_ok(const char *text, size_t len, int max_depth)
+{
+    int depth = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth > max_depth)
+                return false;
+        } else if (c == ']' || c == '}') {
+            depth--;
+        }
+    }
+    return true;
+}
+
+bool http_is_json_type(const char *ct)
+{
+    if (!ct)
+        return false;
+    while (*ct == ' ')
+        ct++;
+    size_t n = strcspn(ct, "; \t");
+    if (n == 16 && strncasecmp(ct, "application/json", 16) == 0)
+        return true;
+    /* application/vnd.foo+json */
+    return n > 5 && strncasecmp(ct, "application/", 12) == 0 &&
+           strncasecmp(ct + n - 5, "+json", 5) == 0;
+}
+
+bool http_bearer_ok(const char *auth, const char *token)
+{
+    if (!auth || !token || !*token)
+        return false;
+    while (*auth == ' ')
+        auth++;
+    if (strncasecmp(auth, "Bearer ", 7) != 0)
+        return false;
+    auth += 7;
+    while (*auth == ' ')
+        auth++;
+    size_t al = strlen(auth), tl = strlen(token);
+    while (al > 0 && (auth[al - 1] == ' ' || auth[al - 1] == '\t'))
+        al--;
+    /* Compare every byte of the expected token whatever the input, so the
+     * time taken does not reveal how much of it matched. */
+    unsigned char diff = (unsigned char)(al != tl);
+    for (size_t i = 0; i < tl; i++) {
+        unsigned char a = i < al ? (unsigned char)auth[i] : 0;
+        diff |= a ^ (unsigned char)token[i];
+    }
+    return diff == 0;
+}
+
+void http_timestamp(char out[32])
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 32 - n, ".%03dZ", (int)(ts.tv_nsec / 1000000) % 1000);
+}
+
+/* ---- request accessors ------------------------------------------------ */
+
+const char *http_method(const http_request *req) { return req->method; }
+const char *http_path(const http_request *req) { return req->path; }
+int http_route_index(const http_request *req) { return req->route; }
+bool http_responded(const http_request *req) { return req->status != 0; }
+void *http_state(const http_request *req) { return req->state; }
+
+const char *http_param(const http_request *req, int i)
+{
+    return i >= 0 && i < HTTP_MAX_PARAMS ? req->params[i] : NULL;
+}
+
+const char *http_header(const http_request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *http_query(const http_request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *http_body(const http_request *req, size_t *len)
+{
+    *len = req->body_len;
+    return req->body ? req->body : "";
+}
+
+double http_elapsed(const http_request *req)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - req->start.tv_sec) +
+           (double)(now.tv_nsec - req->start.tv_nsec) / 1e9;
+}
+
+void *http_alloc(http_request *req, size_t size)
+{
+    if (size > SIZE_MAX - sizeof(arena_block))
+        return NULL;
+    arena_block *b = malloc(sizeof *b + size);
+    if (!b)
+        return NULL;
+    b->next = req->arena;
+    req->arena = b;
+    return b->data;
+}
+
+static char *arena_strndup(http_request *req, const char *s, size_t n)
+{
+    char *d = http_alloc(req, n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+void http_set_state(http_request *req, void *state, void (*free_fn)(void *))
+{
+    req->state = state;
+    req->state_free = free_fn;
+}
+
+json_t *http_json_body(http_request *req)
+{
+    if (req->json)
+        return req->json;
+    if (req->body_len == 0) {
+        http_respond_error(req, 400, "invalid_request_error", "invalid_json",
+                           "the request body must be a JSON object");
+        return NULL;
+    }
+    if (!http_json_depth_ok(req->body, req->body_len,
+                            req->srv->cfg.max_json_depth)) {
+        http_respond_error(req, 400, "invalid_request_error", "invalid_json",
+                           "the JSON body is nested more than %d levels deep",
+                           req->srv->cfg.max_json_depth);
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *v = json_loadb(req->body, req->body_len, JSON_ALLOW_NUL, &jerr);
+    if (!v) {
+        http_respond_error(req, 400, "invalid_request_error", "invalid_json",
+                           "the body is not valid JSON: %s (at byte %d)",
+                           jerr.text, jerr.position);
+        return NULL;
+    }
+    if (!json_is_object(v)) {
+        json_decref(v);
+        http_respond_error(req, 400, "invalid_request_error", "invalid_json",
+                           "the request body must be a JSON object");
+        return NULL;
+    }
+    req->json = v;
+    return v;
+}
+
+/* ---- answering -------------------------------------------------------- */
+
+void http_add_header(http_request *req, const char *name, const char *value)
+{
+    if (req->n_headers == HTTP_MAX_HEADERS)
+        return;
+    char *n = arena_strndup(req, name, strlen(name));
+    char *v = arena_strndup(req, value, strlen(value));
+    if (!n || !v)
+        return;
+    req->headers[req->n_headers].name = n;
+    req->headers[req->n_headers].value = v;
+    req->n_headers++;
+}
+
+/* Queue `data` (malloc'd; ownership passes to libmicrohttpd). */
+static void respond_owned(http_request *req, int status,
+                          const char *content_type, char *data, size_t len)
+{
+    if (req->status) {  /* answered already: a bug, but never twice */
+        free(data);
+        return;
+    }
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        len, data, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(data);
+        req->status = 500;
+        return;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    for (int i = 0; i < req->n_headers; i++)
+        MHD_add_response_header(r, req->headers[i].name, req->headers[i].value);
+    if (atomic_load(&req->srv->quiesced))
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (MHD_queue_response(req->conn, (unsigned)status, r) == MHD_YES)
+        req->status = status;
+    else
+        req->status = 500; /* the connection is being closed */
+    MHD_destroy_response(r);
+}
+
+void http_respond_text(http_request *req, int status,
+                       const char *content_type, const char *text, size_t len)
+{
+    char *copy = malloc(len ? len : 1);
+    if (!copy) {
+        req->status = 500;
+        return;
+    }
+    memcpy(copy, text, len);
+    respond_owned(req, status, content_type, copy, len);
+}
+
+void http_respond_json(http_request *req, int status, json_t *body)
+{
+    /* 9 significant digits round-trip a float32 exactly */
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(9))
+                      : NULL;
+    json_decref(body);
+    if (!text) {
+        static const char oom[] =
+            "{\"error\":{\"message\":\"out of memory\",\"type\":"
+            "\"server_error\",\"code\":\"out_of_memory\"}}";
+        http_respond_text(req, 500, "application/json", oom, sizeof oom - 1);
+        return;
+    }
+    respond_owned(req, status, "application/json", text, strlen(text));
+}
+
+void http_respond_error(http_request *req, int status, const char *type,
+                        const char *code, const char *fmt, ...)
+{
+    char msg[LODE_ERROR_MAX + 128];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    /* messages may quote client text: keep the JSON valid whatever it is */
+    json_t *m = json_string(msg);
+    if (!m)
+        m = json_string("(the message quoted text that is not UTF-8)");
+    json_t *body = json_pack("{s:{s:o,s:s,s:s}}", "error", "message", m,
+                             "type", type, "code", code);
+    http_respond_json(req, status, body);
+}
+
+void http_suspend(http_request *req)
+{
+    req->suspended = true;
+    MHD_suspend_connection(req->conn);
+}
+
+void http_resume(http_request *req)
+{
+    MHD_resume_connection(req->conn);
+}
+
+/* ---- the libmicrohttpd callbacks -------------------------------------- */
+
+static bool method_is(const char *method, const char *want)
+{
+    if (strcmp(want, "GET") == 0 && strcmp(method, "HEAD") == 0)
+        return true;
+    return strcmp(method, want) == 0;
+}
+
+/* Route a new request; answers 404/405 itself.  Returns false if it did. */
+static bool route_request(http_request *req)
+{
+    const http_config *cfg = &req->srv->cfg;
+    char allow[128] = "";
+    size_t params[HTTP_MAX_PARAMS][2];
+    int n_params;
+    for (int i = 0; i < cfg->n_routes; i++) {
+        const http_route *r = &cfg->routes[i];
+        if (!http_match(r->pattern, req->path, params, &n_params))
+            continue;
+        if (!method_is(req->method, r->method)) {
+            if (!strstr(allow, r->method) &&
+                strlen(allow) + strlen(r->method) + 8 < sizeof allow) {
+                if (allow[0])
+                    strcat(allow, ", ");
+                strcat(allow, r->method);
+                if (strcmp(r->method, "GET") == 0)
+                    strcat(allow, ", HEAD");
+            }
+            continue;
+        }
+        req->route = i;
+        for (int p = 0; p < n_params; p++) {
+            req->params[p] = arena_strndup(req, req->path + params[p][0],
+                                           params[p][1]);
+            if (!req->params[p]) {
+                http_respond_error(req, 500, "server_error", "out_of_memory",
+                                   "out of memory");
+                return false;
+            }
+        }
+        return true;
+    }
+    if (allow[0]) {
+        http_add_header(req, "Allow", allow);
+        http_respond_error(req, 405, "invalid_request_error",
+                           "method_not_allowed",
+                           "%s is not allowed on %s; allowed: %s",
+                           req->method, req->path, allow);
+    } else {
+        http_respond_error(req, 404, "not_found_error", "not_found",
+                           "no route %s %s", req->method, req->path);
+    }
+    return false;
+}
+
+/* First call: create the request, route it and refuse what we can before
+ * any body is read. */
+static http_request *begin_request(http_server *srv,
+                                   struct MHD_Connection *conn,
+                                   const char *url, const char *method)
+{
+    http_request *req = calloc(1, sizeof *req);
+    if (!req)
+        return NULL;
+    req->srv = srv;
+    req->conn = conn;
+    req->method = method;
+    req->route = -1;
+    clock_gettime(CLOCK_MONOTONIC, &req->start);
+    pthread_mutex_lock(&srv->lock);
+    srv->in_flight++;
+    pthread_mutex_unlock(&srv->lock);
+    req->path = arena_strndup(req, url, strlen(url));
+    if (!req->path) {
+        http_respond_error(req, 500, "server_error", "out_of_memory",
+                           "out of memory");
+        return req;
+    }
+    if (!route_request(req))
+        return req;
+    const http_route *route = &srv->cfg.routes[req->route];
+    const char *cl = http_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl && strtoull(cl, NULL, 10) > srv->cfg.max_body) {
+        http_respond_error(req, 413, "invalid_request_error",
+                           "request_too_large",
+                           "the request body is %s bytes; the limit is %zu",
+                           cl, srv->cfg.max_body);
+        return req;
+    }
+    const char *ct = http_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if ((route->flags & HTTP_JSON_BODY) && ct && !http_is_json_type(ct)) {
+        http_respond_error(req, 415, "invalid_request_error",
+                           "unsupported_media_type",
+                           "the body must be JSON (Content-Type: "
+                           "application/json), not %.100s", ct);
+        return req;
+    }
+    if (srv->cfg.check)
+        srv->cfg.check(req, route, srv->cfg.app);
+    return req;
+}
+
+/* Append a piece of body.  libmicrohttpd cannot send an answer while a
+ * body is coming in, so an error is noted (body_error) and answered when
+ * the body has been read (and dropped). */
+static void append_body(http_request *req, const char *data, size_t size)
+{
+    size_t max = req->srv->cfg.max_body;
+    if (size > max - req->body_len) {
+        req->body_error = 413;
+        free(req->body);
+        req->body = NULL;
+        req->body_len = req->body_cap = 0;
+        return;
+    }
+    if (req->body_len + size + 1 > req->body_cap) {
+        size_t cap = req->body_cap ? req->body_cap : 4096;
+        while (cap < req->body_len + size + 1)
+            cap *= 2;
+        if (cap > max + 1)
+            cap = max + 1;
+        char *b = realloc(req->body, cap);
+        if (!b) {
+            req->body_error = 500;
+            return;
+        }
+        req->body = b;
+        req->body_cap = cap;
+    }
+    memcpy(req->body + req->body_len, data, size);
+    req->body_len += size;
+    req->body[req->body_len] = '\0';
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
+                                  const char *url, const char *method,
+                                  const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    http_server *srv = cls;
+    http_request *req = *con_cls;
+    if (!req) {
+        req = begin_request(srv, conn, url, method);
+        if (!req)
+            return MHD_NO;
+        *con_cls = req;
+        return MHD_YES;
+    }
+    if (req->status) {          /* refused early: drop what still comes */
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (srv->cfg.body_timeout_s > 0 &&
+            http_elapsed(req) > srv->cfg.body_timeout_s) {
+            /* a body trickling in (slowloris): close the connection, the
+             * one thing libmicrohttpd allows mid-body */
+            req->status = 408;
+            return MHD_NO;
+        }
+        if (req->body_error) {
+            req->discarded += n;
+            /* read and drop a modest excess to answer 413 properly; close
+             * on a client that keeps on sending */
+            if (req->discarded > 4 * srv->cfg.max_body + (1 << 20)) {
+                req->status = req->body_error;
+                return MHD_NO;
+            }
+            return MHD_YES;
+        }
+        append_body(req, upload, n);
+        return MHD_YES;
+    }
+    if (req->body_error == 413) {
+        http_respond_error(req, 413, "invalid_request_error",
+                           "request_too_large",
+                           "the request body is over the limit of %zu bytes",
+                           srv->cfg.max_body);
+        return MHD_YES;
+    }
+    if (req->body_error) {
+        http_respond_error(req, 500, "server_error", "out_of_memory",
+                           "out of memory for the request body");
+        return MHD_YES;
+    }
+    req->suspended = false;
+    srv->cfg.routes[req->route].handler(req, srv->cfg.app);
+    if (!req->status && !req->suspended)
+        http_respond_error(req, 500, "server_error", "internal_error",
+                           "the handler for %s gave no answer",
+                           srv->cfg.routes[req->route].name);
+    return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn,
+                         void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+    (void)conn;
+    (void)toe;
+    http_server *srv = cls;
+    http_request *req = *con_cls;
+    if (!req)
+        return;
+    *con_cls = NULL;
+    if (srv->cfg.done)
+        srv->cfg.done(srv->cfg.app, req->route >= 0 ? req->route
+                                                    : srv->cfg.n_routes,
+                      req->status ? req->status : 499, http_elapsed(req));
+    if (req->state_free)
+        req->state_free(req->state);
+    json_decref(req->json);
+    free(req->body);
+    for (arena_block *b = req->arena, *next; b; b = next) {
+        next = b->next;
+        free(b);
+    }
+    free(req);
+    pthread_mutex_lock(&srv->lock);
+    srv->in_flight--;
+    pthread_mutex_unlock(&srv->lock);
+}
+
+/* ---- the server ------------------------------------------------------- */
+
+int http_start(const http_config *cfg, http_server **out, lode_error *err)
+{
+    *out = NULL;
+    const char *host = cfg->host && *cfg->host ? cfg->host : "127.0.0.1";
+    struct addrinfo hints = {0}, *ai = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    char port[16];
+    snprintf(port, sizeof port, "%d", cfg->port);
+    int gai = getaddrinfo(host, port, &hints, &ai);
+    if (gai != 0)
+        return lode_error_set(err, LODE_EINVAL, "cannot resolve host %s: %s",
+                              host, gai_strerror(gai));
+    http_server *s = calloc(1, sizeof *s);
+    if (!s) {
+        freeaddrinfo(ai);
+        return lode_error_set(err, LODE_ENOMEM, "out of memory");
+    }
+    s->cfg = *cfg;
+    pthread_mutex_init(&s->lock, NULL);
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC;
+    if (ai->ai_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    s->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, s,
+        MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->threads > 0 ? cfg->threads : 1),
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout_s,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
+        MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (!s->daemon) {
+        pthread_mutex_destroy(&s->lock);
+        free(s);
+        return lode_error_set(err, LODE_EIO,
+                              "cannot listen on %s port %d (in use, or not "
+                              "an address of this machine?)", host, cfg->port);
+    }
+    const union MHD_DaemonInfo *info =
+        MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = info ? info->port : cfg->port;
+    *out = s;
+    return 0;
+}
+
+int http_port(const http_server *s) { return s->port; }
+
+void http_quiesce(http_server *s)
+{
+    atomic_store(&s->quiesced, 1);
+    MHD_socket fd = MHD_quiesce_daemon(s->daemon);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+}
+
+int http_in_flight(http_server *s)
+{
+    pthread_mutex_lock(&s->lock);
+    int n = s->in_flight;
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+void http_stop(http_server *s)
+{
+    if (!s)
+        return;
+    MHD_stop_daemon(s->daemon);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}

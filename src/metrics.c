@@ -1,0 +1,270 @@
+/* metrics.c - counters, histograms and their Prometheus rendering (see
+ * metrics.h).  Each route keeps a short list of the statuses it has
+ * answered with: a route sees a handful of distinct codes, so a linear
+ * search beats any map. */
+#include "metrics.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Histogram bucket upper bounds in seconds (Prometheus' defaults, plus 30). */
+static const double bucket_le[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                   0.5,   1,    2.5,   5,    10,  30};
+#define N_BUCKETS (int)(sizeof bucket_le / sizeof bucket_le[0])
+#define MAX_STATUSES 24
+
+typedef struct route_stats {
+    char *name;
+    int statuses[MAX_STATUSES];
+    uint64_t status_counts[MAX_STATUSES];
+    int n_statuses;
+    uint64_t buckets[N_BUCKETS]; /* not cumulative; summed when rendered */
+    uint64_t count;
+    double sum_seconds;
+} route_stats;
+
+struct metrics {
+    pthread_mutex_t lock;
+    route_stats *routes;  /* n_routes + 1: the last is "unmatched" */
+    int n_routes;
+    uint64_t embeddings, tokens, batches, batch_texts;
+    uint64_t requests;
+    double latency_sum;
+};
+
+int metrics_create(const char *const *route_names, int n_routes,
+                   metrics **out, lode_error *err)
+{
+    *out = NULL;
+    metrics *m = calloc(1, sizeof *m);
+    if (!m)
+        return lode_error_set(err, LODE_ENOMEM, "out of memory");
+    m->routes = calloc((size_t)n_routes + 1, sizeof *m->routes);
+    if (!m->routes)
+        goto nomem;
+    m->n_routes = n_routes;
+    for (int i = 0; i <= n_routes; i++) {
+        m->routes[i].name = strdup(i < n_routes ? route_names[i] : "unmatched");
+        if (!m->routes[i].name)
+            goto nomem;
+    }
+    pthread_mutex_init(&m->lock, NULL);
+    *out = m;
+    return 0;
+nomem:
+    if (m->routes)
+        for (int i = 0; i <= n_routes; i++)
+            free(m->routes[i].name);
+    free(m->routes);
+    free(m);
+    return lode_error_set(err, LODE_ENOMEM, "out of memory");
+}
+
+void metrics_free(metrics *m)
+{
+    if (!m)
+        return;
+    for (int i = 0; i <= m->n_routes; i++)
+        free(m->routes[i].name);
+    free(m->routes);
+    pthread_mutex_destroy(&m->lock);
+    free(m);
+}
+
+void metrics_observe(metrics *m, int route, int status, double seconds)
+{
+    if (route < 0 || route > m->n_routes)
+        route = m->n_routes;
+    pthread_mutex_lock(&m->lock);
+    route_stats *r = &m->routes[route];
+    int i = 0;
+    while (i < r->n_statuses && r->statuses[i] != status)
+        i++;
+    if (i == r->n_statuses && i < MAX_STATUSES) {
+        r->statuses[i] = status;
+        r->status_counts[i] = 0;
+        r->n_statuses++;
+    }
+    if (i < MAX_STATUSES)
+        r->status_counts[i]++;
+    int b = 0;
+    while (b < N_BUCKETS && seconds > bucket_le[b])
+        b++;
+    if (b < N_BUCKETS)
+        r->buckets[b]++;
+    r->count++;
+    r->sum_seconds += seconds;
+    m->requests++;
+    m->latency_sum += seconds;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void metrics_add_embeddings(metrics *m, uint64_t texts, uint64_t tokens)
+{
+    pthread_mutex_lock(&m->lock);
+    m->embeddings += texts;
+    m->tokens += tokens;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void metrics_add_batch(metrics *m, uint64_t texts)
+{
+    pthread_mutex_lock(&m->lock);
+    m->batches++;
+    m->batch_texts += texts;
+    pthread_mutex_unlock(&m->lock);
+}
+
+double metrics_mean_latency_ms(metrics *m)
+{
+    pthread_mutex_lock(&m->lock);
+    double v = m->requests ? 1000.0 * m->latency_sum / (double)m->requests : 0;
+    pthread_mutex_unlock(&m->lock);
+    return v;
+}
+
+uint64_t metrics_requests_total(metrics *m)
+{
+    pthread_mutex_lock(&m->lock);
+    uint64_t v = m->requests;
+    pthread_mutex_unlock(&m->lock);
+    return v;
+}
+
+/* The labels of a route: names "METHOD /path" give method and route. */
+static void route_labels(const char *name, char *out, size_t size)
+{
+    const char *sp = strchr(name, ' ');
+    if (sp)
+        snprintf(out, size, "method=\"%.*s\",route=\"%s\"", (int)(sp - name),
+                 name, sp + 1);
+    else
+        snprintf(out, size, "route=\"%s\"", name);
+}
+
+/* A growing output buffer; on allocation failure `failed` sticks. */
+typedef struct outbuf {
+    char *s;
+    size_t len, cap;
+    int failed;
+} outbuf;
+
+__attribute__((format(printf, 2, 3)))
+static void put(outbuf *o, const char *fmt, ...)
+{
+    if (o->failed)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(o->s + o->len, o->cap - o->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            o->failed = 1;
+            return;
+        }
+        if ((size_t)n < o->cap - o->len) {
+            o->len += (size_t)n;
+            return;
+        }
+        size_t cap = o->cap * 2 + (size_t)n + 1;
+        char *s = realloc(o->s, cap);
+        if (!s) {
+            o->failed = 1;
+            return;
+        }
+        o->s = s;
+        o->cap = cap;
+    }
+}
+
+int metrics_render(metrics *m, const metrics_gauges *g, char **out,
+                   size_t *len, lode_error *err)
+{
+    outbuf o = {malloc(8192), 0, 8192, 0};
+    if (!o.s)
+        return lode_error_set(err, LODE_ENOMEM, "out of memory");
+    o.s[0] = '\0';
+    pthread_mutex_lock(&m->lock);
+    put(&o, "# HELP lode_http_requests_total HTTP requests by route and "
+            "status.\n# TYPE lode_http_requests_total counter\n");
+    for (int i = 0; i <= m->n_routes; i++) {
+        const route_stats *r = &m->routes[i];
+        char labels[300];
+        route_labels(r->name, labels, sizeof labels);
+        for (int s = 0; s < r->n_statuses; s++)
+            put(&o, "lode_http_requests_total{%s,status=\"%d\"} %llu\n",
+                labels, r->statuses[s],
+                (unsigned long long)r->status_counts[s]);
+    }
+    put(&o, "# HELP lode_http_request_duration_seconds Time from the "
+            "request's headers to its response, by route.\n"
+            "# TYPE lode_http_request_duration_seconds histogram\n");
+    for (int i = 0; i <= m->n_routes; i++) {
+        const route_stats *r = &m->routes[i];
+        if (!r->count)
+            continue;
+        char labels[300];
+        route_labels(r->name, labels, sizeof labels);
+        uint64_t cum = 0;
+        for (int b = 0; b < N_BUCKETS; b++) {
+            cum += r->buckets[b];
+            put(&o, "lode_http_request_duration_seconds_bucket{%s,le=\"%g\"} "
+                    "%llu\n", labels, bucket_le[b], (unsigned long long)cum);
+        }
+        put(&o, "lode_http_request_duration_seconds_bucket{%s,le=\"+Inf\"} "
+                "%llu\n", labels, (unsigned long long)r->count);
+        put(&o, "lode_http_request_duration_seconds_sum{%s} %.6f\n", labels,
+            r->sum_seconds);
+        put(&o, "lode_http_request_duration_seconds_count{%s} %llu\n", labels,
+            (unsigned long long)r->count);
+    }
+    put(&o, "# HELP lode_embeddings_total Texts embedded.\n"
+            "# TYPE lode_embeddings_total counter\nlode_embeddings_total %llu\n",
+        (unsigned long long)m->embeddings);
+    put(&o, "# HELP lode_tokens_total Tokens run through the model.\n"
+            "# TYPE lode_tokens_total counter\nlode_tokens_total %llu\n",
+        (unsigned long long)m->tokens);
+    put(&o, "# HELP lode_batches_total Forward passes run by the scheduler."
+            "\n# TYPE lode_batches_total counter\nlode_batches_total %llu\n",
+        (unsigned long long)m->batches);
+    put(&o, "# HELP lode_batch_texts_total Texts in those forward passes.\n"
+            "# TYPE lode_batch_texts_total counter\n"
+            "lode_batch_texts_total %llu\n",
+        (unsigned long long)m->batch_texts);
+    pthread_mutex_unlock(&m->lock);
+    put(&o, "# HELP lode_http_requests_in_flight Requests being handled.\n"
+            "# TYPE lode_http_requests_in_flight gauge\n"
+            "lode_http_requests_in_flight %lld\n", (long long)g->in_flight);
+    put(&o, "# HELP lode_process_resident_memory_bytes Resident set size.\n"
+            "# TYPE lode_process_resident_memory_bytes gauge\n"
+            "lode_process_resident_memory_bytes %.0f\n", g->rss_bytes);
+    put(&o, "# HELP lode_memory_percent_used Memory used of the cgroup limit "
+            "(or of RAM).\n# TYPE lode_memory_percent_used gauge\n"
+            "lode_memory_percent_used %.2f\n", g->memory_percent_used);
+    put(&o, "# HELP lode_model_state 1 for the model's current state.\n"
+            "# TYPE lode_model_state gauge\n"
+            "lode_model_state{state=\"loaded\"} %d\n"
+            "lode_model_state{state=\"loading\"} %d\n"
+            "lode_model_state{state=\"failed\"} %d\n",
+        g->model_loaded, g->model_loading, g->model_failed);
+    put(&o, "# HELP lode_store_documents Documents in the store.\n"
+            "# TYPE lode_store_documents gauge\nlode_store_documents %lld\n",
+        (long long)g->documents);
+    put(&o, "# HELP lode_store_chunks Chunks in the store.\n"
+            "# TYPE lode_store_chunks gauge\nlode_store_chunks %lld\n",
+        (long long)g->chunks);
+    put(&o, "# HELP lode_uptime_seconds Seconds since the server started.\n"
+            "# TYPE lode_uptime_seconds gauge\nlode_uptime_seconds %.3f\n",
+        g->uptime_seconds);
+    if (o.failed) {
+        free(o.s);
+        return lode_error_set(err, LODE_ENOMEM, "out of memory");
+    }
+    *out = o.s;
+    *len = o.len;
+    return 0;
+}

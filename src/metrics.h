@@ -1,0 +1,54 @@
+/* metrics.h - request counters and latency histograms for GET /metrics,
+ * rendered in the Prometheus text exposition format (version 0.0.4).
+ *
+ * Routes are known up front (the server's routing table), so counters live
+ * in fixed arrays indexed by route; a request that matched no route is
+ * counted under the extra route name "unmatched".  One mutex guards the
+ * lot: an update is a few additions, far cheaper than the request.
+ * Gauges that belong to other modules (RSS, model state, chunk count,
+ * requests in flight) are
+ * read by the caller and passed to metrics_render().
+ */
+#ifndef LODE_METRICS_H
+#define LODE_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+typedef struct metrics metrics;
+
+/* Route names are copied; a name "METHOD /path" is rendered as the two
+ * labels method and route.  Route index n_routes means "unmatched". */
+int metrics_create(const char *const *route_names, int n_routes,
+                   metrics **out, lode_error *err);
+void metrics_free(metrics *m);
+
+/* A finished request: its route index, status and duration. */
+void metrics_observe(metrics *m, int route, int status, double seconds);
+/* Embeddings computed and tokens run through the model. */
+void metrics_add_embeddings(metrics *m, uint64_t texts, uint64_t tokens);
+/* Forward passes run by the scheduler and the texts in them. */
+void metrics_add_batch(metrics *m, uint64_t texts);
+
+/* Mean latency of all requests so far, in milliseconds (0 if none). */
+double metrics_mean_latency_ms(metrics *m);
+/* Requests finished so far. */
+uint64_t metrics_requests_total(metrics *m);
+
+typedef struct metrics_gauges {
+    double rss_bytes;
+    int model_loaded, model_loading, model_failed;
+    int64_t documents, chunks;
+    double uptime_seconds;
+    double memory_percent_used;
+    int64_t in_flight;          /* requests being handled */
+} metrics_gauges;
+
+/* The whole exposition as a malloc'd NUL-terminated string (caller
+ * frees). */
+int metrics_render(metrics *m, const metrics_gauges *g, char **out,
+                   size_t *len, lode_error *err);
+
+#endif
