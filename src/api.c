@@ -40,6 +40,9 @@ const http_route api_routes[] = {
      "/collections/{name}/documents/{id}", 0, API_READ},
     {"DELETE", "/collections/{}/documents/{}", api_document_delete,
      "/collections/{name}/documents/{id}", 0, API_WRITE},
+    /* authenticated by the form's signature (webhook.c) */
+    {"POST", "/webhook/tally", api_webhook_tally, "/webhook/tally",
+     HTTP_JSON_BODY, API_PUBLIC | API_HEAVY},
 };
 const int api_n_routes = (int)(sizeof api_routes / sizeof api_routes[0]);
 
@@ -155,6 +158,11 @@ static bool check_auth(http_request *req, api *a, int cls)
                             : "this route needs Authorization: Bearer "
                               "$LODE_API_KEY");
     return false;
+}
+
+bool api_authorize(http_request *req, api *a, int route_class)
+{
+    return check_auth(req, a, route_class);
 }
 
 bool api_check(http_request *req, const http_route *route, void *app)

@@ -3,7 +3,8 @@
  *
  * Handlers live in api_status.c (health, model and memory status,
  * metrics, model load/unload), api_embed.c (/v1/embeddings, /v1/models)
- * and api_store.c (search, collections, documents); server.c builds the
+ * api_store.c (search, collections, documents) and webhook.c (form
+ * webhooks, stored through the documents path); server.c builds the
  * api struct from flags and environment and owns its lifetime.
  *
  * Threads: handlers run on HTTP threads.  Model work goes through the
@@ -21,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "chunk.h"
 #include "err.h"
 #include "http.h"
 #include "memstat.h"
@@ -63,6 +65,7 @@ typedef struct api_config {
     double memory_threshold;      /* percent used that sheds heavy routes */
     int debug_load_delay_ms;      /* tests: slow model load */
     double debug_memory_percent;  /* tests: fake memory use; < 0: real */
+    const char *webhooks_path;    /* --webhooks JSON file, or NULL */
 } api_config;
 
 typedef enum api_store_state {
@@ -71,8 +74,11 @@ typedef enum api_store_state {
     API_STORE_FAILED,
 } api_store_state;
 
+struct webhook_config;
+
 typedef struct api {
     api_config cfg;
+    struct webhook_config *webhooks;  /* from cfg.webhooks_path; may be NULL */
     bool loopback;                /* listening on a loopback address only */
     sched *sched;
     metrics *metrics;
@@ -110,6 +116,48 @@ bool api_memory_reading(api *a, memstat_system *out);
 void api_respond_lode_error(http_request *req, api *a, const lode_error *err);
 /* Refresh the cached store counts; store_lock held. */
 void api_refresh_stats(api *a);
+/* The auth rule of a route class (API_READ, API_WRITE...), for handlers
+ * that decide it from the body; answers and returns false when refused. */
+bool api_authorize(http_request *req, api *a, int route_class);
+/* Lock the store when it is open; else answer 503 and return NULL.
+ * api_store_release unlocks it. */
+store *api_store_acquire(http_request *req, api *a);
+void api_store_release(api *a);
+
+/* ---- the documents write path (api_store.c), shared with webhook.c ----
+ * A handler fills an api_docs_state (first member of its request state,
+ * freed by api_docs_state_free), sets job.prepare = api_chunk_documents
+ * and submits the job; resumed, it calls api_store_documents under
+ * store_lock, which creates the collection when missing and writes each
+ * document atomically (upsert when it has an external id or source). */
+typedef struct api_doc {
+    const char *id;           /* external id, or NULL */
+    const char *source, *title;
+    const char *text;
+    size_t len;
+    char *metadata_json;      /* request memory, or NULL */
+    char sha256[65];
+} api_doc;
+
+typedef struct api_docs_state {
+    sched_job job;            /* first: the scheduler's job */
+    api *a;
+    const char *collection;
+    api_doc *docs;
+    size_t n_docs;
+    chunk_list *chunks;       /* per document, filled by prepare */
+    const char **texts;       /* every chunk's text, filled by prepare */
+    size_t *lens;
+} api_docs_state;
+
+/* Frees what the state owns on the heap (vectors, chunks), not itself. */
+void api_docs_state_free(void *p);
+int api_chunk_documents(sched_job *job, const struct tok_tokenizer *tok,
+                        int max_seq_length, lode_error *err);
+/* store_lock held; appends {id, document_id, source, chunks} per document
+ * to `written`. */
+int api_store_documents(store *s, api_docs_state *st, const char *mid,
+                        json_t *written, lode_error *err);
 
 /* Handlers. */
 void api_health(http_request *req, void *app);
@@ -127,5 +175,6 @@ void api_collections_delete(http_request *req, void *app);
 void api_documents_add(http_request *req, void *app);
 void api_document_get(http_request *req, void *app);
 void api_document_delete(http_request *req, void *app);
+void api_webhook_tally(http_request *req, void *app);
 
 #endif

@@ -50,8 +50,7 @@ static bool check_name(http_request *req, const char *name)
     return false;
 }
 
-/* Lock the store when it is open; else answer 503 and return NULL. */
-static store *store_acquire(http_request *req, api *a)
+store *api_store_acquire(http_request *req, api *a)
 {
     pthread_mutex_lock(&a->store_lock);
     if (a->store_state == API_STORE_OPEN)
@@ -71,7 +70,7 @@ static store *store_acquire(http_request *req, api *a)
     return NULL;
 }
 
-static void store_release(api *a)
+void api_store_release(api *a)
 {
     pthread_mutex_unlock(&a->store_lock);
 }
@@ -79,9 +78,9 @@ static void store_release(api *a)
 /* Is the store open (without keeping the lock)?  Answers 503 if not. */
 static bool store_ready(http_request *req, api *a)
 {
-    if (!store_acquire(req, a))
+    if (!api_store_acquire(req, a))
         return false;
-    store_release(a);
+    api_store_release(a);
     return true;
 }
 
@@ -152,11 +151,11 @@ static void search_answer(http_request *req, api *a, search_state *st)
     store_result *results = NULL;
     size_t n = 0;
     lode_error err = {0};
-    store *s = store_acquire(req, a);
+    store *s = api_store_acquire(req, a);
     if (!s)
         return;
     int rc = store_search(s, &q, &results, &n, &err);
-    store_release(a);
+    api_store_release(a);
     if (rc) {
         api_respond_lode_error(req, a, &err);
         return;
@@ -295,14 +294,14 @@ static json_t *collection_json(const store_collection_info *c)
 void api_collections_list(http_request *req, void *app)
 {
     api *a = app;
-    store *s = store_acquire(req, a);
+    store *s = api_store_acquire(req, a);
     if (!s)
         return;
     store_collection_info *infos = NULL;
     size_t n = 0;
     lode_error err = {0};
     int rc = store_list_collections(s, &infos, &n, &err);
-    store_release(a);
+    api_store_release(a);
     if (rc) {
         api_respond_lode_error(req, a, &err);
         return;
@@ -376,7 +375,7 @@ void api_collections_create(http_request *req, void *app)
     }
     char mid[300];
     snprintf(mid, sizeof mid, "%s:%s", ss.name, ss.type);
-    store *s = store_acquire(req, a);
+    store *s = api_store_acquire(req, a);
     if (!s)
         return;
     lode_error err = {0};
@@ -391,7 +390,7 @@ void api_collections_create(http_request *req, void *app)
     if (!rc)
         rc = find_collection(s, json_string_value(name), &info, &err) == 1
                  ? 0 : LODE_EINTERNAL;
-    store_release(a);
+    api_store_release(a);
     if (rc) {
         api_respond_lode_error(req, a, &err);
         return;
@@ -408,14 +407,14 @@ void api_collections_delete(http_request *req, void *app)
     const char *name = http_param(req, 0);
     if (!check_name(req, name))
         return;
-    store *s = store_acquire(req, a);
+    store *s = api_store_acquire(req, a);
     if (!s)
         return;
     lode_error err = {0};
     int rc = store_delete_collection(s, name, &err);
     if (!rc)
         api_refresh_stats(a);
-    store_release(a);
+    api_store_release(a);
     if (rc) {
         api_respond_lode_error(req, a, &err);
         return;
@@ -426,27 +425,11 @@ void api_collections_delete(http_request *req, void *app)
 
 /* ---- documents ----------------------------------------------------------- */
 
-typedef struct doc_in {
-    const char *id;           /* external id, or NULL */
-    const char *source, *title;
-    const char *text;
-    size_t len;
-    char *metadata_json;      /* request memory, or NULL */
-    char sha256[65];
-} doc_in;
+/* The documents write path (api.h) is shared with webhook.c. */
+typedef api_doc doc_in;
+typedef api_docs_state docs_state;
 
-typedef struct docs_state {
-    sched_job job;            /* first: see free_job_vectors */
-    api *a;
-    const char *collection;
-    doc_in *docs;
-    size_t n_docs;
-    chunk_list *chunks;       /* per document, filled by prepare */
-    const char **texts;       /* every chunk's text, filled by prepare */
-    size_t *lens;
-} docs_state;
-
-static void docs_state_free(void *p)
+void api_docs_state_free(void *p)
 {
     docs_state *st = p;
     free(st->job.vectors);
@@ -459,7 +442,7 @@ static void docs_state_free(void *p)
 }
 
 /* The job's prepare hook, on the scheduler thread: chunk every document. */
-static int chunk_documents(sched_job *job, const tok_tokenizer *tok,
+int api_chunk_documents(sched_job *job, const tok_tokenizer *tok,
                            int max_seq_length, lode_error *err)
 {
     docs_state *st = (docs_state *)job;
@@ -678,6 +661,22 @@ static int write_documents(store *s, docs_state *st, const char *mid,
     return 0;
 }
 
+int api_store_documents(store *s, docs_state *st, const char *mid,
+                        json_t *written, lode_error *err)
+{
+    store_collection_info info = {0};
+    int found = find_collection(s, st->collection, &info, err);
+    int rc = found < 0 ? found : 0;
+    if (found == 0)  /* added to a new collection: create it */
+        rc = store_create_collection(s, st->collection, mid, st->job.dim,
+                                     STORE_COSINE, err);
+    free(info.name);
+    free(info.model_id);
+    if (!rc)
+        rc = write_documents(s, st, mid, written, err);
+    return rc;
+}
+
 static void documents_answer(http_request *req, api *a, docs_state *st)
 {
     if (st->job.rc) {
@@ -688,23 +687,14 @@ static void documents_answer(http_request *req, api *a, docs_state *st)
     sched_get_status(a->sched, &ss);
     char mid[300];
     model_id(&st->job, ss.type, mid, sizeof mid);
-    store *s = store_acquire(req, a);
+    store *s = api_store_acquire(req, a);
     if (!s)
         return;
     lode_error err = {0};
-    store_collection_info info = {0};
-    int found = find_collection(s, st->collection, &info, &err);
-    int rc = found < 0 ? found : 0;
-    if (found == 0)  /* added to a new collection: create it */
-        rc = store_create_collection(s, st->collection, mid, st->job.dim,
-                                     STORE_COSINE, &err);
-    free(info.name);
-    free(info.model_id);
     json_t *written = json_array();
-    if (!rc)
-        rc = write_documents(s, st, mid, written, &err);
+    int rc = api_store_documents(s, st, mid, written, &err);
     api_refresh_stats(a);
-    store_release(a);
+    api_store_release(a);
     if (rc) {
         json_decref(written);
         api_respond_lode_error(req, a, &err);
@@ -739,10 +729,10 @@ void api_documents_add(http_request *req, void *app)
     memset(st, 0, sizeof *st);
     st->a = a;
     st->collection = name;
-    http_set_state(req, st, docs_state_free);
+    http_set_state(req, st, api_docs_state_free);
     if (!parse_documents(req, a, body, st) || !store_ready(req, a))
         return;
-    st->job.prepare = chunk_documents;
+    st->job.prepare = api_chunk_documents;
     st->job.max_tokens = a->cfg.max_tokens;
     st->job.deadline_ms = sched_now_ms() + a->cfg.load_wait_ms;
     st->job.done = on_job_done;
@@ -808,13 +798,13 @@ void api_document_get(http_request *req, void *app)
     const char *name = http_param(req, 0), *id = http_param(req, 1);
     if (!check_name(req, name))
         return;
-    store *s = store_acquire(req, a);
+    store *s = api_store_acquire(req, a);
     if (!s)
         return;
     store_document *doc = NULL;
     lode_error err = {0};
     int rc = find_document(s, name, id, &doc, &err);
-    store_release(a);
+    api_store_release(a);
     if (rc) {
         api_respond_lode_error(req, a, &err);
         return;
@@ -830,7 +820,7 @@ void api_document_delete(http_request *req, void *app)
     const char *name = http_param(req, 0), *id = http_param(req, 1);
     if (!check_name(req, name))
         return;
-    store *s = store_acquire(req, a);
+    store *s = api_store_acquire(req, a);
     if (!s)
         return;
     store_document *doc = NULL;
@@ -842,7 +832,7 @@ void api_document_delete(http_request *req, void *app)
         rc = store_delete_document(s, doc_id, &err);
     if (!rc)
         api_refresh_stats(a);
-    store_release(a);
+    api_store_release(a);
     if (rc) {
         api_respond_lode_error(req, a, &err);
         return;

@@ -31,6 +31,7 @@
 #include "http.h"
 #include "ingest.h"
 #include "pool.h"
+#include "webhook.h"
 
 #define SERVER_DEFAULT_MODEL "models/all-MiniLM-L6-v2-q8_0.gguf"
 
@@ -66,6 +67,9 @@ static const server_opt options[] = {
     {"--collection", NULL, "LODE_COLLECTION", NULL, OPT_STR,
      OFF(default_collection), 0, 0,
      "collection searched by default (default \"default\")"},
+    {"--webhooks", NULL, "LODE_WEBHOOKS", NULL, OPT_STR, OFF(webhooks_path),
+     0, 0, "JSON file configuring POST /webhook/tally (forms, secrets, "
+     "catalog; see README)"},
     {"--max-body", NULL, "LODE_MAX_BODY", NULL, OPT_SIZE, OFF(max_body), 1,
      1 << 30, "request body limit in bytes (default 1048576)"},
     {"--max-inputs", NULL, "LODE_MAX_INPUTS", NULL, OPT_INT, OFF(max_inputs),
@@ -292,6 +296,14 @@ int server_main(int argc, char **argv)
     if (rc)
         return rc < 0 ? 0 : rc;
     api_config *c = &a.cfg;
+    if (c->webhooks_path && *c->webhooks_path) {
+        /* a bad file is a configuration mistake: refuse to start */
+        lode_error werr = {0};
+        if (webhook_config_load(c->webhooks_path, &a.webhooks, &werr)) {
+            fprintf(stderr, "lode: --webhooks: %s\n", werr.message);
+            return 2;
+        }
+    }
     a.loopback = is_loopback(c->host);
     a.started_ms = sched_now_ms();
     pthread_mutex_init(&a.store_lock, NULL);
@@ -399,6 +411,7 @@ out:
         pthread_join(store_thread, NULL);
     store_close(a.store);   /* closing checkpoints the WAL */
     metrics_free(a.metrics);
+    webhook_config_free(a.webhooks);
     pthread_mutex_destroy(&a.store_lock);
     pthread_mutex_destroy(&a.stats_lock);
     pthread_mutex_destroy(&a.mem_lock);
