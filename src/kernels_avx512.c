@@ -13,8 +13,10 @@
  * dword.  vpdpbusd multiplies unsigned by signed bytes, so activations are
  * stored as q + 128 (uint8) and each block's sum starts from
  * -128 * sum(w), precomputed in the panel; the block sums are exact and
- * scaled in float in the reference's order.  The plain "avx512" level (no
- * VNNI) uses the AVX2 q8_0 code, which gives the same bits.
+ * scaled in float in the reference's order.  For at most 16 rows (one
+ * query) the activations are transposed instead of the weights, which are
+ * then read in place (see linear_q8_vnni_small).  The plain "avx512" level
+ * (no VNNI) uses the AVX2 q8_0 code, which gives the same bits.
  */
 #include "kernels_isa.h"
 
@@ -432,12 +434,137 @@ VNNI_INLINE void q8_tile16(const int mr, int nb, const uint8_t *xq, size_t k,
         res[r] = acc[r];
 }
 
+/* Few rows (m <= 16, a query): the panel above would be packed for every
+ * call and used by one or two tiles, so packing would cost more than the
+ * products.  Here the roles swap: the activations are transposed instead
+ * (cheap: at most 16 rows) into an x panel whose vector (b, t) holds bytes
+ * 4t..4t+3 of block b of row l in dword lane l, as signed int8, and the
+ * weights are read in place, one broadcast dword at a time.  vpdpbusd
+ * wants the unsigned operand there, so each weight dword is flipped to
+ * w + 128; the sum then carries 128 * sum(x) per block, and the block's
+ * start value is its negation, computed once per call.  The block sums
+ * are the same exact integers and the float steps (dx * dw, times the
+ * sum, added in block order, then the bias) the same operations on the
+ * same values, so the bits equal those of the panel path. */
+#define XP_BLOCK_BYTES (8 * 64 + 64 + 64)   /* 8 vectors, start, dx */
+#define XS_JR 8                               /* weight rows per pass */
+
+static VNNI void pack_x16(const kern_qx *qx, int m, int k, uint8_t *xp)
+{
+    int nb = k / KERN_Q8_0_BLOCK;
+    memset(xp, 0, (size_t)nb * XP_BLOCK_BYTES);
+    for (int l = 0; l < m; l++) {
+        const uint8_t *row = qx->q + (size_t)l * k;
+        for (int b = 0; b < nb; b++) {
+            uint8_t *blk = xp + (size_t)b * XP_BLOCK_BYTES;
+            int32_t sum = 0;
+            for (int t = 0; t < 8; t++) {
+                uint32_t v;
+                memcpy(&v, row + b * 32 + 4 * t, 4);
+                v ^= 0x80808080u;               /* stored q + 128 -> q */
+                memcpy(blk + 64 * t + 4 * l, &v, 4);
+                for (int i = 0; i < 4; i++)
+                    sum += (int8_t)(v >> (8 * i));
+            }
+            ((int32_t *)(blk + 8 * 64))[l] = -128 * sum;
+            ((float *)(blk + 8 * 64 + 64))[l] = qx->d[(size_t)l * nb + b];
+        }
+    }
+}
+
+VNNI_INLINE void q8_small_rows(const int jr, int nb, const uint8_t *w0,
+                               size_t row_bytes, int pf_next,
+                               const uint8_t *xp, __m512 res[XS_JR])
+{
+    const __m512i flip = _mm512_set1_epi32((int)0x80808080u);
+    __m512 acc[XS_JR];
+#pragma GCC unroll 8
+    for (int r = 0; r < jr; r++)
+        acc[r] = _mm512_setzero_ps();
+    size_t pf_off = (size_t)jr * row_bytes, pf_bytes = pf_next * row_bytes;
+    size_t pf_step = (pf_bytes / nb + 64) & ~(size_t)63;
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *xb = xp + (size_t)b * XP_BLOCK_BYTES;
+        const uint8_t *wb = w0 + (size_t)b * KERN_Q8_0_BYTES;
+        /* the next rows' weights come from L3 or memory: ask for them
+         * now, spread over this pass's blocks */
+        for (size_t p = (size_t)b * pf_step; p < (size_t)(b + 1) * pf_step &&
+             p < pf_bytes; p += 64)
+            _mm_prefetch((const char *)(w0 + pf_off + p), _MM_HINT_T0);
+        __m512i start = _mm512_load_si512((const __m512i *)(xb + 8 * 64));
+        __m512i isum[XS_JR];
+#pragma GCC unroll 8
+        for (int r = 0; r < jr; r++)
+            isum[r] = start;
+#pragma GCC unroll 8
+        for (int t = 0; t < 8; t++) {
+            __m512i xv = _mm512_load_si512((const __m512i *)(xb + 64 * t));
+#pragma GCC unroll 8
+            for (int r = 0; r < jr; r++) {
+                int32_t w4;
+                memcpy(&w4, wb + r * row_bytes + 2 + 4 * t, 4);
+                __m512i wv = _mm512_xor_si512(_mm512_set1_epi32(w4), flip);
+                isum[r] = _mm512_dpbusd_epi32(isum[r], wv, xv);
+            }
+        }
+        __m512 dx = _mm512_load_ps((const float *)(xb + 8 * 64 + 64));
+#pragma GCC unroll 8
+        for (int r = 0; r < jr; r++) {
+            uint16_t dh;
+            memcpy(&dh, wb + r * row_bytes, 2);
+            __m512 s = _mm512_mul_ps(dx, _mm512_set1_ps(_cvtsh_ss(dh)));
+            s = _mm512_mul_ps(s, _mm512_cvtepi32_ps(isum[r]));
+            acc[r] = _mm512_add_ps(acc[r], s);
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < jr; r++)
+        res[r] = acc[r];
+}
+
+static VNNI int linear_q8_vnni_small(const kern_qx *qx, int m,
+                                     const kern_matrix *w, const float *bias,
+                                     float *out, int n0, int n1)
+{
+    int k = w->cols, n = w->rows, nb = k / KERN_Q8_0_BLOCK;
+    size_t row_bytes = kern_row_bytes(KERN_Q8_0, k);
+    uint8_t *xp = kern__scratch(1, (size_t)nb * XP_BLOCK_BYTES);
+    if (!xp)
+        return -1;
+    pack_x16(qx, m, k, xp);
+    for (int j = n0; j < n1;) {
+        int jr = n1 - j >= 8 ? 8 : n1 - j >= 4 ? 4 : n1 - j >= 2 ? 2 : 1;
+        const uint8_t *w0 = (const uint8_t *)w->data + (size_t)j * row_bytes;
+        int next = n1 - j - jr < XS_JR ? n1 - j - jr : XS_JR;
+        __m512 res[XS_JR];
+        switch (jr) {
+        case 8: q8_small_rows(8, nb, w0, row_bytes, next, xp, res); break;
+        case 4: q8_small_rows(4, nb, w0, row_bytes, next, xp, res); break;
+        case 2: q8_small_rows(2, nb, w0, row_bytes, next, xp, res); break;
+        default: q8_small_rows(1, nb, w0, row_bytes, next, xp, res); break;
+        }
+        for (int r = 0; r < jr; r++) {
+            float col[16];
+            __m512 v = res[r];
+            if (bias)
+                v = _mm512_add_ps(v, _mm512_set1_ps(bias[j + r]));
+            _mm512_storeu_ps(col, v);
+            for (int i = 0; i < m; i++)
+                out[(size_t)i * n + j + r] = col[i];
+        }
+        j += jr;
+    }
+    return 0;
+}
+
 static VNNI int linear_q8_vnni(const float *x, const kern_qx *qx, int m,
                                const kern_matrix *w, const float *bias,
                                float *out, int n0, int n1)
 {
     (void)x;
     int k = w->cols, n = w->rows, nb = k / KERN_Q8_0_BLOCK;
+    if (m <= 16)
+        return linear_q8_vnni_small(qx, m, w, bias, out, n0, n1);
     uint8_t *panel = kern__scratch(1, (size_t)nb * P16_BLOCK_BYTES);
     if (!panel)
         return -1;

@@ -535,7 +535,7 @@ int main(void)
         static const int real_nk[][2] = {
             { 384, 384 }, { 1152, 384 }, { 1536, 384 }, { 384, 1536 },
         };
-        static const int real_m[] = { 1, 7, 10, 33 };
+        static const int real_m[] = { 1, 7, 10, 13, 16, 17, 33 };
         for (int t = 0; t < 3; t++) {
             kern_type type = t == 0 ? KERN_F32 : t == 1 ? KERN_F16 : KERN_Q8_0;
             for (int m = 1; m <= 70; m += (m < 12 ? 1 : 11))
