@@ -508,8 +508,12 @@ int gguf_model_convert(const char *src, const char *out_path, uint32_t type,
         gguf_set_f32(g, "bert.attention.layer_norm_epsilon",
                      cfg.layer_norm_eps) ||
         gguf_set_bool(g, "bert.attention.causal", 0) ||
+        /* llama.cpp knows mean (1) and CLS (2); for max and
+         * mean-sqrt-len say none (0) rather than a wrong one: lode reads
+         * lode.pooling, llama.cpp then returns token vectors */
         gguf_set_u32(g, "bert.pooling_type",
-                     cfg.pooling == BERT_POOL_CLS ? 2 : 1) ||
+                     cfg.pooling == BERT_POOL_CLS ? 2
+                     : cfg.pooling == BERT_POOL_MEAN ? 1 : 0) ||
         gguf_set_u32(g, "tokenizer.ggml.token_type_count",
                      (uint32_t)cfg.type_vocab_size) ||
         gguf_set_u32(g, "lode.max_seq_length", (uint32_t)cfg.max_seq_length) ||

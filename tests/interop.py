@@ -234,7 +234,9 @@ def check_lode_file(path, model_dir, type_name):
         "bert.attention.head_count": cfg["num_attention_heads"],
         "bert.attention.layer_norm_epsilon": cfg["layer_norm_eps"],
         "bert.attention.causal": False,
-        "bert.pooling_type": 2 if pooling == "cls" else 1,
+        # llama.cpp's PoolingType: MEAN 1, CLS 2; NONE 0 for pooling it
+        # lacks (max), which lode keeps in lode.pooling
+        "bert.pooling_type": {"mean": 1, "cls": 2}.get(pooling, 0),
     }
     got_keys = {k for k in reader.fields if k.startswith("bert.")}
     check(f"{tag}: the bert.* keys", got_keys == set(want),
