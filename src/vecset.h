@@ -86,6 +86,9 @@ float vecset_dot_f32(const float *a, const float *b, int n);
 float vecset_dot_f32_ref(const float *a, const float *b, int n);
 int32_t vecset_dot_i8(const int8_t *a, const int8_t *b, int n);
 int32_t vecset_dot_i8_ref(const int8_t *a, const int8_t *b, int n);
+/* out[r] = the int8 dot product of row r (of n rows of dim) with q, as
+ * the search scan computes it (exact; for tests). */
+void vecset_block_i8(const int8_t *rows, int dim, size_t n, const int8_t *q, float *out);
 /* Quantise dim floats to int8; returns the scale (0 for a zero vector). */
 float vecset_quantize(const float *v, int dim, int8_t *out);
 /* Name of the scan path in use ("avx512", "avx2", "generic"). */

@@ -44,6 +44,29 @@ static void test_kernels(void)
         CHECK(fabsf(ref - got) <= 1e-5f * (n + 1), "n=%d ref %g got %g", n, ref, got);
         CHECK(vecset_dot_i8_ref(qa, qb, n) == vecset_dot_i8(qa, qb, n), "int8 dot n=%d", n);
     }
+    /* The search scan's block kernel, exact, at dimensions around the
+     * 64-byte vector and with row counts around its 4-row step. */
+    static const int dims[] = { 1, 37, 63, 64, 65, 128, 384, 1000, 1024, 1100 };
+    for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
+        int dim = dims[d];
+        int8_t *rows = malloc((size_t)dim * 9), *q = malloc((size_t)dim);
+        float out[9];
+        for (int i = 0; i < dim; i++)
+            q[i] = (int8_t)(rng() % 255 - 127);
+        for (int i = 0; i < dim * 9; i++)
+            rows[i] = (int8_t)(rng() % 255 - 127);
+        for (int i = 0; i < dim; i += 5)
+            rows[i] = q[i] = -127;   /* extremes */
+        for (size_t n = 1; n <= 9; n++) {
+            vecset_block_i8(rows, dim, n, q, out);
+            for (size_t r = 0; r < n; r++)
+                CHECK(out[r] == (float)vecset_dot_i8_ref(rows + r * dim, q, dim),
+                      "int8 block dim=%d n=%zu row %zu: %g vs %d", dim, n, r, out[r],
+                      vecset_dot_i8_ref(rows + r * dim, q, dim));
+        }
+        free(rows);
+        free(q);
+    }
     /* Extremes of int8 must not overflow the int16 products. */
     int8_t lo[384], hi[384];
     memset(lo, -127, sizeof lo);
