@@ -40,8 +40,11 @@ const http_route api_routes[] = {
      "/collections/{name}/documents/{id}", 0, API_READ},
     {"DELETE", "/collections/{}/documents/{}", api_document_delete,
      "/collections/{name}/documents/{id}", 0, API_WRITE},
-    /* authenticated by the form's signature (webhook.c) */
+    /* authenticated by the form's or webhook's signature (webhook.c) */
     {"POST", "/webhook/tally", api_webhook_tally, "/webhook/tally",
+     HTTP_JSON_BODY, API_PUBLIC | API_HEAVY},
+    /* any other name: a generic webhook (after tally, which wins) */
+    {"POST", "/webhook/{}", api_webhook_generic, "/webhook/{name}",
      HTTP_JSON_BODY, API_PUBLIC | API_HEAVY},
 };
 const int api_n_routes = (int)(sizeof api_routes / sizeof api_routes[0]);

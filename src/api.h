@@ -75,10 +75,13 @@ typedef enum api_store_state {
 } api_store_state;
 
 struct webhook_config;
+struct forwarder;
 
 typedef struct api {
     api_config cfg;
     struct webhook_config *webhooks;  /* from cfg.webhooks_path; may be NULL */
+    struct forwarder *forwarder;  /* webhook forwarding; NULL unless some
+                                     form or webhook has a forward_url */
     bool loopback;                /* listening on a loopback address only */
     sched *sched;
     metrics *metrics;
@@ -176,5 +179,6 @@ void api_documents_add(http_request *req, void *app);
 void api_document_get(http_request *req, void *app);
 void api_document_delete(http_request *req, void *app);
 void api_webhook_tally(http_request *req, void *app);
+void api_webhook_generic(http_request *req, void *app);
 
 #endif

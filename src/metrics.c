@@ -31,6 +31,7 @@ struct metrics {
     route_stats *routes;  /* n_routes + 1: the last is "unmatched" */
     int n_routes;
     uint64_t embeddings, tokens, batches, batch_texts;
+    uint64_t forwards[METRICS_FORWARD_N];
     uint64_t requests;
     double latency_sum;
 };
@@ -115,6 +116,15 @@ void metrics_add_batch(metrics *m, uint64_t texts)
     pthread_mutex_lock(&m->lock);
     m->batches++;
     m->batch_texts += texts;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void metrics_add_forward(metrics *m, metrics_forward_result result)
+{
+    if ((int)result < 0 || result >= METRICS_FORWARD_N)
+        return;
+    pthread_mutex_lock(&m->lock);
+    m->forwards[result]++;
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -235,6 +245,15 @@ int metrics_render(metrics *m, const metrics_gauges *g, char **out,
             "# TYPE lode_batch_texts_total counter\n"
             "lode_batch_texts_total %llu\n",
         (unsigned long long)m->batch_texts);
+    static const char *const forward_names[METRICS_FORWARD_N] = {
+        "ok", "retry", "failed", "dropped"};
+    put(&o, "# HELP lode_webhook_forwards_total Webhook results forwarded "
+            "(ok), attempts retried (retry), deliveries given up (failed) "
+            "or dropped unsent (dropped).\n"
+            "# TYPE lode_webhook_forwards_total counter\n");
+    for (int i = 0; i < METRICS_FORWARD_N; i++)
+        put(&o, "lode_webhook_forwards_total{result=\"%s\"} %llu\n",
+            forward_names[i], (unsigned long long)m->forwards[i]);
     pthread_mutex_unlock(&m->lock);
     put(&o, "# HELP lode_http_requests_in_flight Requests being handled.\n"
             "# TYPE lode_http_requests_in_flight gauge\n"

@@ -32,6 +32,17 @@ void metrics_add_embeddings(metrics *m, uint64_t texts, uint64_t tokens);
 /* Forward passes run by the scheduler and the texts in them. */
 void metrics_add_batch(metrics *m, uint64_t texts);
 
+/* Webhook forwarding (forward.c): a delivery made, an attempt to be
+ * retried, a delivery given up, one dropped (queue full, shutdown). */
+typedef enum metrics_forward_result {
+    METRICS_FORWARD_OK = 0,
+    METRICS_FORWARD_RETRY,
+    METRICS_FORWARD_FAILED,
+    METRICS_FORWARD_DROPPED,
+    METRICS_FORWARD_N,
+} metrics_forward_result;
+void metrics_add_forward(metrics *m, metrics_forward_result result);
+
 /* Mean latency of all requests so far, in milliseconds (0 if none). */
 double metrics_mean_latency_ms(metrics *m);
 /* Requests finished so far. */

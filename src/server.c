@@ -11,8 +11,9 @@
  *
  * Shutdown (SIGTERM, SIGINT): stop accepting connections, let requests in
  * flight finish for up to --grace seconds, fail what is still queued for
- * the model (503), stop the HTTP threads, then close the database, which
- * checkpoints its WAL. */
+ * the model (503), give webhook results still queued for forwarding what
+ * is left of the grace period, stop the HTTP threads, then close the
+ * database, which checkpoints its WAL. */
 #include "server.h"
 
 #include <arpa/inet.h>
@@ -28,6 +29,7 @@
 
 #include "api.h"
 #include "cli_store.h"
+#include "forward.h"
 #include "http.h"
 #include "ingest.h"
 #include "pool.h"
@@ -68,8 +70,8 @@ static const server_opt options[] = {
      OFF(default_collection), 0, 0,
      "collection searched by default (default \"default\")"},
     {"--webhooks", NULL, "LODE_WEBHOOKS", NULL, OPT_STR, OFF(webhooks_path),
-     0, 0, "JSON file configuring POST /webhook/tally (forms, secrets, "
-     "catalog; see README)"},
+     0, 0, "JSON file configuring POST /webhook/tally and /webhook/{name} "
+     "(secrets, fields, catalog, forwarding; see README)"},
     {"--max-body", NULL, "LODE_MAX_BODY", NULL, OPT_SIZE, OFF(max_body), 1,
      1 << 30, "request body limit in bytes (default 1048576)"},
     {"--max-inputs", NULL, "LODE_MAX_INPUTS", NULL, OPT_INT, OFF(max_inputs),
@@ -270,6 +272,13 @@ static void *open_store_main(void *arg)
     return NULL;
 }
 
+/* The forwarder's warnings (forward.h). */
+static void log_forward(void *ctx, const char *line)
+{
+    (void)ctx;
+    fprintf(stderr, "lode: %s\n", line);
+}
+
 static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
@@ -336,6 +345,15 @@ int server_main(int argc, char **argv)
     rc = 1;
     if (metrics_create(names, api_n_routes, &a.metrics, &err))
         goto out;
+    if (webhook_config_forwards(a.webhooks)) {
+        forward_options fo = {
+            .queue_capacity = webhook_config_forward_queue(a.webhooks),
+            .metrics = a.metrics,
+            .log = log_forward,
+        };
+        if (forward_start(&fo, &a.forwarder, &err))
+            goto out;
+    }
     int cpus = pool_default_threads();
     http_config hc = {
         .host = c->host,
@@ -386,6 +404,7 @@ int server_main(int argc, char **argv)
     int sig = 0;
     while (sigwait(&sigs, &sig) != 0)
         ;
+    int64_t signal_ms = sched_now_ms();
     fprintf(stderr, "lode: %s: finishing requests in flight (up to %d s)\n",
             sig == SIGTERM ? "SIGTERM" : "SIGINT", c->grace_s);
     atomic_store(&a.shutting_down, 1);
@@ -394,6 +413,16 @@ int server_main(int argc, char **argv)
     /* Whatever still waits for the model fails now (503) and is answered. */
     sched_stop(a.sched);
     drain(h, 2000);
+    if (a.forwarder) {
+        /* Webhook results still queued for forwarding get what is left of
+         * the grace period (at least a second, unless --grace 0), then
+         * are abandoned with a warning. */
+        int64_t left = (int64_t)c->grace_s * 1000 -
+                       (sched_now_ms() - signal_ms);
+        if (left < 1000)
+            left = c->grace_s > 0 ? 1000 : 0;
+        forward_stop(a.forwarder, (int)left);
+    }
     rc = 0;
 out:
     if (rc)
@@ -405,6 +434,8 @@ out:
         http_stop(h);
         a.http = NULL;
     }
+    forward_free(a.forwarder);  /* no handler is left to submit */
+    a.forwarder = NULL;
     sched_free(a.sched);
     pool_free(threads);
     if (store_thread_started)

@@ -1,25 +1,36 @@
-/* webhook.c - POST /webhook/tally (see webhook.h for the configuration).
+/* webhook.c - POST /webhook/tally and POST /webhook/{name} (see webhook.h
+ * for the configuration).
  *
- * A delivery is handled in the two steps of every write in api_store.c:
- * validate and submit the submission's text to the scheduler through the
+ * Both handlers only differ in how they read a delivery: Tally's answers
+ * become "label: value" lines, a generic body is read through the JSON
+ * pointers of its configuration.  From then on they share one path, the
+ * `delivery`: validate and submit the text to the scheduler through the
  * documents path (chunked and embedded like any document), then, resumed
  * with the vectors, take store_lock once to write it and run both
- * searches.  Holding the lock across the write and the searches means the
- * "earlier submissions" are exactly the other documents of the collection.
+ * searches, answer, and hand the answer to the forwarder.  Holding the
+ * lock across the write and the searches means the "earlier deliveries"
+ * are exactly the other documents of the collection.
  *
- * Order of the checks: the body must be JSON naming a form (400) before
- * the form's secret is known, then the signature (401), then the rest of
- * the payload (400).  The signature is over the raw body bytes, as Tally
- * sends them.  The duplicate check runs before embedding (cheap answer to
- * a redelivery) and again under the lock before writing (two deliveries
- * racing), so an event is stored once. */
+ * Order of the checks: Tally's body must be JSON naming a form (400)
+ * before the form's secret is known, then the signature (401), then the
+ * rest of the payload (400); a generic webhook is known from its path
+ * (404), so its signature is checked before the body is even parsed.
+ * Signatures are over the raw body bytes, as the sender sends them.  The
+ * duplicate check runs before embedding (cheap answer to a redelivery) and
+ * again under the lock before writing (two deliveries racing), so an event
+ * is stored, and forwarded, once.
+ *
+ * Forwarding never delays the answer: the answer's JSON is copied into
+ * the forwarder's queue (forward.h), which a thread of its own drains. */
 #include "webhook.h"
 
 #include <ctype.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -27,15 +38,53 @@
 
 #include "api.h"
 #include "filter.h"
+#include "forward.h"
 
 #define WEBHOOK_DEFAULT_K 5
-#define WEBHOOK_FORM_ID_MAX 100
+#define WEBHOOK_FORM_ID_MAX 100     /* also the longest generic name */
+#define WEBHOOK_COLLECTION_MAX 128  /* as api_store.c's names */
+#define WEBHOOK_FORWARD_QUEUE_MAX 1000000
+#define WEBHOOK_HEADER_MAX 200      /* the longest configured header name */
+#define WEBHOOK_DEFAULT_SIGNATURE_HEADER "X-Signature"
 
 struct webhook_config {
     json_t *root;  /* validated; read-only after load */
 };
 
 /* ---- configuration ----------------------------------------------------- */
+
+/* Is this usable in a collection name: 1..max of [A-Za-z0-9._-]? */
+static bool valid_name(const char *s, size_t max)
+{
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (!isalnum((unsigned char)s[n]) && !strchr("._-", s[n]))
+            return false;
+    return n > 0 && n <= max;
+}
+
+/* An HTTP header name: 1..WEBHOOK_HEADER_MAX token characters (RFC 9110). */
+static bool valid_header_name(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (!isalnum((unsigned char)s[n]) &&
+            !strchr("!#$%&'*+-.^_`|~", s[n]))
+            return false;
+    return n > 0 && n <= WEBHOOK_HEADER_MAX;
+}
+
+/* A header value without control characters (no CR/LF injection). */
+static bool valid_header_value(json_t *v)
+{
+    const char *s = json_string_value(v);
+    if (!s || strlen(s) != json_string_length(v))
+        return false;
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 && *s != '\t')
+            return false;
+    return true;
+}
 
 static bool string_array(json_t *v)
 {
@@ -49,42 +98,203 @@ static bool string_array(json_t *v)
     return true;
 }
 
-static int check_form(const char *form_id, json_t *form, lode_error *err)
+static bool present(json_t *v)
 {
-    if (!json_is_object(form))
-        return lode_error_set(err, LODE_EFORMAT, "tally.%s must be an object",
-                              form_id);
-    json_t *v = json_object_get(form, "secret");
-    if (v && !json_is_null(v) && !json_is_string(v))
+    return v && !json_is_null(v);
+}
+
+static bool int_in(json_t *v, json_int_t min, json_int_t max)
+{
+    return json_is_integer(v) && json_integer_value(v) >= min &&
+           json_integer_value(v) <= max;
+}
+
+/* The settings Tally forms and generic webhooks share: secret,
+ * filter_fields, catalog, k and forwarding.  `where` names the object in
+ * messages ("tally.f", "generic.x"). */
+static int check_common(const char *where, json_t *o, lode_error *err)
+{
+    json_t *v = json_object_get(o, "secret");
+    if (present(v) && !json_is_string(v))
         return lode_error_set(err, LODE_EFORMAT,
-                              "tally.%s.secret must be a string", form_id);
-    v = json_object_get(form, "embed_fields");
-    if (v && !json_is_null(v) && !string_array(v))
-        return lode_error_set(err, LODE_EFORMAT, "tally.%s.embed_fields must "
-                              "be an array of strings", form_id);
-    v = json_object_get(form, "filter_fields");
-    if (v && !json_is_null(v) && !string_array(v)) {
+                              "%s.secret must be a string", where);
+    v = json_object_get(o, "filter_fields");
+    if (present(v) && !string_array(v)) {
         const char *key;
         json_t *e;
         bool ok = json_is_object(v);
         json_object_foreach(v, key, e)
             ok = ok && json_is_string(e);
         if (!ok)
-            return lode_error_set(err, LODE_EFORMAT, "tally.%s.filter_fields "
+            return lode_error_set(err, LODE_EFORMAT, "%s.filter_fields "
                                   "must be an array of strings or an object "
-                                  "of strings", form_id);
+                                  "of strings", where);
     }
-    v = json_object_get(form, "catalog");
-    if (v && !json_is_null(v) && !json_is_string(v))
+    v = json_object_get(o, "catalog");
+    if (present(v) && !json_is_string(v))
         return lode_error_set(err, LODE_EFORMAT,
-                              "tally.%s.catalog must be a string", form_id);
-    v = json_object_get(form, "k");
-    if (v && !json_is_null(v) &&
-        (!json_is_integer(v) || json_integer_value(v) < 1 ||
-         json_integer_value(v) > 1000))
+                              "%s.catalog must be a string", where);
+    v = json_object_get(o, "k");
+    if (present(v) && !int_in(v, 1, 1000))
         return lode_error_set(err, LODE_EFORMAT,
-                              "tally.%s.k must be an integer from 1 to 1000",
-                              form_id);
+                              "%s.k must be an integer from 1 to 1000",
+                              where);
+    json_t *url = json_object_get(o, "forward_url");
+    const char *u = json_string_value(url);
+    if (present(url) &&
+        (!u || strlen(u) != json_string_length(url) ||
+         (strncasecmp(u, "http://", 7) != 0 &&
+          strncasecmp(u, "https://", 8) != 0) ||
+         strpbrk(u, " \t\r\n")))
+        return lode_error_set(err, LODE_EFORMAT, "%s.forward_url must be an "
+                              "http:// or https:// URL", where);
+    static const char *const needs_url[] = {
+        "forward_headers", "forward_timeout_ms", "forward_retries"};
+    for (size_t i = 0; i < sizeof needs_url / sizeof needs_url[0]; i++)
+        if (present(json_object_get(o, needs_url[i])) && !present(url))
+            return lode_error_set(err, LODE_EFORMAT, "%s.%s needs a "
+                                  "forward_url", where, needs_url[i]);
+    v = json_object_get(o, "forward_headers");
+    if (present(v)) {
+        const char *name;
+        json_t *e;
+        if (!json_is_object(v))
+            return lode_error_set(err, LODE_EFORMAT, "%s.forward_headers "
+                                  "must be an object {\"Name\": \"value\"}",
+                                  where);
+        json_object_foreach(v, name, e)
+            if (!valid_header_name(name) || !valid_header_value(e))
+                return lode_error_set(err, LODE_EFORMAT,
+                                      "%s.forward_headers.%s: a header name "
+                                      "and a string value without control "
+                                      "characters are expected", where,
+                                      name);
+    }
+    v = json_object_get(o, "forward_timeout_ms");
+    if (present(v) && !int_in(v, 100, 600000))
+        return lode_error_set(err, LODE_EFORMAT, "%s.forward_timeout_ms "
+                              "must be an integer from 100 to 600000",
+                              where);
+    v = json_object_get(o, "forward_retries");
+    if (present(v) && !int_in(v, 0, 10))
+        return lode_error_set(err, LODE_EFORMAT, "%s.forward_retries must "
+                              "be an integer from 0 to 10", where);
+    return 0;
+}
+
+static int check_form(const char *form_id, json_t *form, lode_error *err)
+{
+    char where[WEBHOOK_FORM_ID_MAX * 2 + 16];
+    snprintf(where, sizeof where, "tally.%s", form_id);
+    if (!json_is_object(form))
+        return lode_error_set(err, LODE_EFORMAT, "%s must be an object",
+                              where);
+    json_t *v = json_object_get(form, "embed_fields");
+    if (present(v) && !string_array(v))
+        return lode_error_set(err, LODE_EFORMAT, "%s.embed_fields must be "
+                              "an array of strings", where);
+    return check_common(where, form, err);
+}
+
+/* A configured pointer: a JSON string that is a valid pointer. */
+static bool pointer_setting(json_t *v)
+{
+    return json_is_string(v) &&
+           strlen(json_string_value(v)) == json_string_length(v) &&
+           webhook_pointer_valid(json_string_value(v));
+}
+
+static int check_generic(const char *name, json_t *hook, lode_error *err)
+{
+    /* Unknown settings are refused: a misspelt "forward_url" must not
+     * silently turn forwarding off. */
+    static const char *const known[] = {
+        "secret", "signature_header", "text", "metadata", "id", "title",
+        "collection", "filter_fields", "catalog", "k", "forward_url",
+        "forward_headers", "forward_timeout_ms", "forward_retries"};
+    char where[WEBHOOK_FORM_ID_MAX * 2 + 16];
+    snprintf(where, sizeof where, "generic.%s", name);
+    if (!valid_name(name, WEBHOOK_FORM_ID_MAX))
+        return lode_error_set(err, LODE_EFORMAT, "%s: a webhook name is 1 "
+                              "to %d letters, digits, '.', '_' or '-'",
+                              where, WEBHOOK_FORM_ID_MAX);
+    if (strcmp(name, "tally") == 0)
+        return lode_error_set(err, LODE_EFORMAT, "generic.tally: the name "
+                              "is taken by POST /webhook/tally");
+    if (!json_is_object(hook))
+        return lode_error_set(err, LODE_EFORMAT, "%s must be an object",
+                              where);
+    const char *key;
+    json_t *v;
+    json_object_foreach(hook, key, v) {
+        size_t i = 0;
+        while (i < sizeof known / sizeof known[0] && strcmp(key, known[i]))
+            i++;
+        if (i == sizeof known / sizeof known[0])
+            return lode_error_set(err, LODE_EFORMAT, "%s.%s: unknown "
+                                  "setting", where, key);
+    }
+    v = json_object_get(hook, "text");
+    bool ok = json_is_array(v) && json_array_size(v) > 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e)
+        ok = ok && pointer_setting(e);
+    if (!ok)
+        return lode_error_set(err, LODE_EFORMAT, "%s.text must be a "
+                              "non-empty array of JSON pointers (\"/a/b\", "
+                              "RFC 6901)", where);
+    v = json_object_get(hook, "metadata");
+    if (present(v)) {
+        ok = json_is_object(v);
+        json_object_foreach(v, key, e)
+            ok = ok && pointer_setting(e);
+        if (!ok)
+            return lode_error_set(err, LODE_EFORMAT, "%s.metadata must be "
+                                  "an object of JSON pointers "
+                                  "{\"key\": \"/a/b\"}", where);
+    }
+    static const char *const pointers[] = {"id", "title"};
+    for (i = 0; i < 2; i++) {
+        v = json_object_get(hook, pointers[i]);
+        if (present(v) && !pointer_setting(v))
+            return lode_error_set(err, LODE_EFORMAT, "%s.%s must be a JSON "
+                                  "pointer (\"/a/b\", RFC 6901)", where,
+                                  pointers[i]);
+    }
+    v = json_object_get(hook, "signature_header");
+    if (present(v) && !(json_is_string(v) &&
+                        valid_header_name(json_string_value(v))))
+        return lode_error_set(err, LODE_EFORMAT, "%s.signature_header must "
+                              "be a header name", where);
+    v = json_object_get(hook, "collection");
+    if (present(v) && !(json_is_string(v) &&
+                        valid_name(json_string_value(v),
+                                   WEBHOOK_COLLECTION_MAX)))
+        return lode_error_set(err, LODE_EFORMAT, "%s.collection must be 1 "
+                              "to %d letters, digits, '.', '_' or '-'",
+                              where, WEBHOOK_COLLECTION_MAX);
+    return check_common(where, hook, err);
+}
+
+/* Check every object of a section ("tally", "generic"). */
+static int check_section(json_t *root, const char *section,
+                         int (*check)(const char *, json_t *, lode_error *),
+                         lode_error *err)
+{
+    json_t *s = json_object_get(root, section);
+    if (!present(s))
+        return 0;
+    if (!json_is_object(s))
+        return lode_error_set(err, LODE_EFORMAT, "\"%s\" must be an object "
+                              "{\"<name>\": {...}}", section);
+    const char *name;
+    json_t *o;
+    json_object_foreach(s, name, o) {
+        int rc = check(name, o, err);
+        if (rc)
+            return rc;
+    }
     return 0;
 }
 
@@ -98,18 +308,17 @@ int webhook_config_load(const char *path, webhook_config **out,
         return lode_error_set(err, LODE_EFORMAT, "%s: line %d: %s", path,
                               jerr.line, jerr.text);
     int rc = 0;
-    json_t *tally = json_object_get(root, "tally");
-    if (!json_is_object(root) ||
-        (tally && !json_is_null(tally) && !json_is_object(tally))) {
+    json_t *queue = json_object_get(root, "forward_queue");
+    if (!json_is_object(root))
         rc = lode_error_set(err, LODE_EFORMAT, "an object {\"tally\": "
-                            "{\"<formId>\": {...}}} is expected");
-    } else if (tally) {
-        const char *form_id;
-        json_t *form;
-        json_object_foreach(tally, form_id, form)
-            if ((rc = check_form(form_id, form, err)))
-                break;
-    }
+                            "{\"<formId>\": {...}}, \"generic\": "
+                            "{\"<name>\": {...}}} is expected");
+    else if (present(queue) && !int_in(queue, 1, WEBHOOK_FORWARD_QUEUE_MAX))
+        rc = lode_error_set(err, LODE_EFORMAT, "forward_queue must be an "
+                            "integer from 1 to %d",
+                            WEBHOOK_FORWARD_QUEUE_MAX);
+    else if (!(rc = check_section(root, "tally", check_form, err)))
+        rc = check_section(root, "generic", check_generic, err);
     webhook_config *c = rc ? NULL : calloc(1, sizeof *c);
     if (!rc && !c)
         rc = lode_error_set(err, LODE_ENOMEM, "out of memory");
@@ -137,17 +346,49 @@ json_t *webhook_tally_form(const webhook_config *c, const char *form_id)
     return json_object_get(json_object_get(c->root, "tally"), form_id);
 }
 
-/* ---- signature --------------------------------------------------------- */
+json_t *webhook_generic(const webhook_config *c, const char *name)
+{
+    if (!c)
+        return NULL;
+    return json_object_get(json_object_get(c->root, "generic"), name);
+}
+
+bool webhook_config_forwards(const webhook_config *c)
+{
+    static const char *const sections[] = {"tally", "generic"};
+    for (int i = 0; c && i < 2; i++) {
+        const char *name;
+        json_t *o;
+        json_object_foreach(json_object_get(c->root, sections[i]), name, o)
+            if (json_is_string(json_object_get(o, "forward_url")))
+                return true;
+    }
+    return false;
+}
+
+size_t webhook_config_forward_queue(const webhook_config *c)
+{
+    json_t *v = c ? json_object_get(c->root, "forward_queue") : NULL;
+    return json_is_integer(v) ? (size_t)json_integer_value(v) : 0;
+}
+
+/* ---- signatures -------------------------------------------------------- */
+
+/* HMAC-SHA256(body, secret) into mac (32 bytes); false on failure. */
+static bool body_mac(const char *body, size_t len, const char *secret,
+                     unsigned char mac[EVP_MAX_MD_SIZE], unsigned *mac_len)
+{
+    *mac_len = 0;
+    return HMAC(EVP_sha256(), secret, (int)strlen(secret),
+                (const unsigned char *)body, len, mac, mac_len) != NULL;
+}
 
 bool webhook_signature_ok(const char *body, size_t len, const char *secret,
                           const char *signature)
 {
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int mac_len = 0;
-    if (!signature || !secret)
-        return false;
-    if (!HMAC(EVP_sha256(), secret, (int)strlen(secret),
-              (const unsigned char *)body, len, mac, &mac_len))
+    if (!signature || !secret || !body_mac(body, len, secret, mac, &mac_len))
         return false;
     unsigned char expected[4 * ((EVP_MAX_MD_SIZE + 2) / 3) + 1];
     int n = EVP_EncodeBlock(expected, mac, (int)mac_len);
@@ -155,6 +396,28 @@ bool webhook_signature_ok(const char *body, size_t len, const char *secret,
     if (n <= 0 || strlen(signature) != (size_t)n)
         return false;
     return CRYPTO_memcmp(expected, signature, (size_t)n) == 0;
+}
+
+bool webhook_signature_any_ok(const char *body, size_t len,
+                              const char *secret, const char *signature)
+{
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int mac_len = 0;
+    if (!signature || !secret || !body_mac(body, len, secret, mac, &mac_len))
+        return false;
+    if (strncasecmp(signature, "sha256=", 7) == 0)
+        signature += 7;
+    size_t n = strlen(signature);
+    if (n == 2 * (size_t)mac_len) {
+        /* hex, either case: compare lowercased (the length is public) */
+        char expected[2 * EVP_MAX_MD_SIZE + 1], got[2 * EVP_MAX_MD_SIZE + 1];
+        for (unsigned i = 0; i < mac_len; i++)
+            snprintf(expected + 2 * i, 3, "%02x", mac[i]);
+        for (size_t i = 0; i < n; i++)
+            got[i] = (char)tolower((unsigned char)signature[i]);
+        return CRYPTO_memcmp(expected, got, n) == 0;
+    }
+    return webhook_signature_ok(body, len, secret, signature);
 }
 
 /* ---- answers to text --------------------------------------------------- */
@@ -336,18 +599,274 @@ int webhook_tally_answers(json_t *data, json_t *embed_fields, char **text,
     return 0;
 }
 
-/* ---- the handler -------------------------------------------------------- */
 
-typedef struct tally_state {
+/* ---- JSON pointers (RFC 6901) and generic deliveries -------------------- */
+
+bool webhook_pointer_valid(const char *pointer)
+{
+    if (!pointer)
+        return false;
+    if (*pointer == '\0')
+        return true;  /* the whole document */
+    if (*pointer != '/')
+        return false;
+    for (const char *p = pointer; *p; p++)
+        if (*p == '~' && p[1] != '0' && p[1] != '1')
+            return false;
+    return true;
+}
+
+/* An array index token: "0" or digits without a leading zero that fit. */
+static bool array_index(const char *token, size_t *out)
+{
+    if (!*token || (token[0] == '0' && token[1]))
+        return false;
+    size_t n = 0;
+    for (const char *p = token; *p; p++) {
+        if (*p < '0' || *p > '9' || n > (SIZE_MAX - 9) / 10)
+            return false;
+        n = n * 10 + (size_t)(*p - '0');
+    }
+    *out = n;
+    return true;
+}
+
+int webhook_pointer_get(json_t *root, const char *pointer, json_t **out)
+{
+    *out = NULL;
+    if (!webhook_pointer_valid(pointer))
+        return LODE_EINVAL;
+    char *token = malloc(strlen(pointer) + 1);
+    if (!token)
+        return LODE_ENOMEM;
+    json_t *cur = root;
+    const char *p = pointer;
+    while (cur && *p == '/') {
+        size_t n = 0;
+        for (p++; *p && *p != '/'; p++) {
+            if (*p == '~') {  /* "~1" is '/', "~0" is '~': "~01" is "~1" */
+                token[n++] = p[1] == '1' ? '/' : '~';
+                p++;
+            } else {
+                token[n++] = *p;
+            }
+        }
+        token[n] = '\0';
+        size_t index;
+        if (json_is_object(cur))
+            cur = json_object_get(cur, token);
+        else if (json_is_array(cur) && array_index(token, &index))
+            cur = json_array_get(cur, index);  /* NULL past the end */
+        else
+            cur = NULL;
+    }
+    free(token);
+    if (!cur)
+        return LODE_ENOTFOUND;
+    *out = cur;
+    return 0;
+}
+
+static const char *json_kind(json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL: return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    default: return "null";
+    }
+}
+
+/* A string or number as text to f. */
+static bool put_plain(FILE *f, json_t *v)
+{
+    if (json_is_string(v))
+        fputs(json_string_value(v), f);
+    else if (json_is_integer(v))
+        fprintf(f, "%lld", (long long)json_integer_value(v));
+    else if (json_is_real(v))
+        fprintf(f, "%.17g", json_real_value(v));
+    else
+        return false;
+    return true;
+}
+
+/* The text of a pointer's value: a string, a number, or an array of them
+ * joined with ", " (malloc'd, possibly "").  NULL with *why set when the
+ * value is of another kind. */
+static char *pointer_text(json_t *v, const char **why)
+{
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&buf, &size);
+    if (!f) {
+        *why = "out of memory";
+        return NULL;
+    }
+    bool ok = true;
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e) {
+            if (i)
+                fputs(", ", f);
+            if (!put_plain(f, e)) {
+                ok = false;
+                *why = "an array with something other than strings and "
+                       "numbers";
+            }
+        }
+    } else if (!put_plain(f, v)) {
+        ok = false;
+        *why = json_kind(v);
+    }
+    if (fclose(f) != 0 && ok) {
+        ok = false;
+        *why = "out of memory";
+    }
+    if (!ok) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+/* Resolve one configured pointer (`what` names the setting in messages)
+ * to its text; LODE_EINVAL naming the pointer when it cannot. */
+static int resolve_text(json_t *body, const char *what, const char *pointer,
+                        json_t **value, char **text, lode_error *err)
+{
+    *text = NULL;
+    int rc = webhook_pointer_get(body, pointer, value);
+    if (rc == LODE_ENOMEM)
+        return lode_error_set(err, rc, "out of memory");
+    if (rc)
+        return lode_error_set(err, LODE_EINVAL, "%s pointer \"%s\" is not "
+                              "in the body", what, pointer);
+    const char *why = NULL;
+    *text = pointer_text(*value, &why);
+    if (!*text)
+        return lode_error_set(err, LODE_EINVAL, "%s pointer \"%s\" is %s, "
+                              "not a string, number or array of strings",
+                              what, pointer, why);
+    return 0;
+}
+
+int webhook_generic_fields(json_t *hook, json_t *body, char **text,
+                           json_t **metadata, lode_error *err)
+{
+    *text = NULL;
+    *metadata = NULL;
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&buf, &size);
+    json_t *meta = json_object();
+    int rc = 0;
+    if (!f || !meta)
+        rc = lode_error_set(err, LODE_ENOMEM, "out of memory");
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(hook, "text"), i, e) {
+        json_t *value;
+        char *t = NULL;
+        if (rc || (rc = resolve_text(body, "text", json_string_value(e),
+                                     &value, &t, err)))
+            break;
+        if (*t)
+            fprintf(f, "%s%s", size ? "\n" : "", t);
+        fflush(f);  /* keeps `size` current for the separator */
+        free(t);
+    }
+    const char *key;
+    json_object_foreach(json_object_get(hook, "metadata"), key, e) {
+        json_t *value;
+        char *t = NULL;
+        const char *pointer = json_string_value(e);
+        if (rc)
+            break;
+        char what[300];
+        snprintf(what, sizeof what, "metadata.%s", key);
+        if (webhook_pointer_get(body, pointer, &value) == 0 &&
+            json_is_boolean(value)) {
+            json_object_set_new(meta, key, json_copy(value));
+            continue;
+        }
+        if ((rc = resolve_text(body, what, pointer, &value, &t, err)))
+            break;
+        /* as Tally's answers: scalars keep their type, a one-element
+         * array is unwrapped, a longer one becomes its text */
+        if (json_is_array(value) && json_array_size(value) == 1)
+            value = json_array_get(value, 0);
+        json_object_set_new(meta, key, json_is_number(value)
+                                           ? json_copy(value)
+                                           : json_string(t));
+        free(t);
+    }
+    if (f && fclose(f) != 0 && !rc)
+        rc = lode_error_set(err, LODE_ENOMEM, "out of memory");
+    if (!rc && size == 0)
+        rc = lode_error_set(err, LODE_EINVAL, "the text pointers give no "
+                            "text to embed");
+    if (rc) {
+        free(buf);
+        json_decref(meta);
+        return rc;
+    }
+    *text = buf;
+    *metadata = meta;
+    return 0;
+}
+
+int webhook_generic_id(json_t *hook, json_t *body, const char *raw,
+                       size_t len, char **id, lode_error *err)
+{
+    *id = NULL;
+    const char *pointer = json_string_value(json_object_get(hook, "id"));
+    if (!pointer) {
+        char hex[65];
+        store_sha256_hex(raw, len, hex);
+        *id = strdup(hex);
+        return *id ? 0 : lode_error_set(err, LODE_ENOMEM, "out of memory");
+    }
+    json_t *v;
+    if (webhook_pointer_get(body, pointer, &v))
+        return lode_error_set(err, LODE_EINVAL, "id pointer \"%s\" is not "
+                              "in the body", pointer);
+    if (json_is_integer(v)) {
+        char n[32];
+        snprintf(n, sizeof n, "%lld", (long long)json_integer_value(v));
+        *id = strdup(n);
+    } else if (json_is_string(v) && json_string_length(v) > 0 &&
+               strlen(json_string_value(v)) == json_string_length(v)) {
+        *id = strdup(json_string_value(v));
+    } else {
+        return lode_error_set(err, LODE_EINVAL, "id pointer \"%s\" is %s, "
+                              "not a non-empty string or an integer",
+                              pointer, json_is_string(v) ? "an empty string"
+                                                         : json_kind(v));
+    }
+    return *id ? 0 : lode_error_set(err, LODE_ENOMEM, "out of memory");
+}
+
+/* ---- the delivery: store, search, answer, forward ------------------------ */
+
+typedef struct delivery {
     api_docs_state docs;      /* first: its job is the scheduler's */
     api_doc doc;
-    const char *event_id;
+    json_t *settings;         /* the form's or webhook's, or NULL */
+    const char *webhook;      /* "tally" or the generic name */
+    const char *form_id;      /* Tally's, or NULL */
+    const char *event_id;     /* the document's external id */
     char collection[160];
     const char *catalog;      /* from the configuration, or NULL */
     char *catalog_where;      /* request memory, or NULL */
     char *self_where;         /* request memory: every other document */
     size_t k;
-} tally_state;
+} delivery;
 
 static char *request_strdup(http_request *req, const char *s)
 {
@@ -357,9 +876,10 @@ static char *request_strdup(http_request *req, const char *s)
     return copy;
 }
 
-/* The catalog filter from the submission's answers: {"key": value} for
- * each filter field answered with a scalar, several under $and.  NULL
- * when none applies.  New reference. */
+/* The catalog filter from a delivery's metadata: {"key": value} for each
+ * filter field with a scalar value, several under $and.  `fields` are
+ * Tally's (filter fields name them), NULL for a generic webhook (filter
+ * fields name metadata keys).  NULL when none applies.  New reference. */
 static json_t *catalog_filter(json_t *filter_fields, json_t *metadata,
                               json_t *fields)
 {
@@ -379,10 +899,11 @@ static json_t *catalog_filter(json_t *filter_fields, json_t *metadata,
     json_array_foreach(pairs, i, e) {
         const char *want = json_string_value(json_array_get(e, 0));
         const char *as = json_string_value(json_array_get(e, 1));
-        /* the metadata is keyed by label (or key): find the field's name */
+        /* Tally's metadata is keyed by label (or key): find the field's
+         * name.  A generic webhook's filter names metadata keys. */
         size_t j;
         json_t *field;
-        json_t *value = NULL;
+        json_t *value = fields ? NULL : json_object_get(metadata, want);
         json_array_foreach(fields, j, field) {
             if (!field_named(field, want))
                 continue;
@@ -419,6 +940,12 @@ static void bad_payload(http_request *req, const char *msg)
 {
     http_respond_error(req, 400, "invalid_request_error", "invalid_payload",
                        "%s", msg);
+}
+
+static void out_of_memory(http_request *req)
+{
+    http_respond_error(req, 500, "server_error", "out_of_memory",
+                       "out of memory");
 }
 
 /* Search `q` and list the best k documents (a document's best chunk),
@@ -462,7 +989,106 @@ static int search_documents(store *s, store_query *q, size_t k, json_t **out,
     return 0;
 }
 
-static void tally_answer(http_request *req, api *a, tally_state *st)
+/* The answer's identification, shared by every answer (and so by the
+ * forwarded body).  New reference. */
+static json_t *answer_head(const delivery *st, bool duplicate,
+                           int64_t doc_id)
+{
+    json_t *o = json_pack("{s:b,s:b,s:s,s:s,s:s,s:I}", "ok", 1,
+                          "duplicate", duplicate, "webhook", st->webhook,
+                          "collection", st->collection, "event_id",
+                          st->event_id, "document_id", (json_int_t)doc_id);
+    if (o && st->form_id)
+        json_object_set_new(o, "form_id", json_string(st->form_id));
+    return o;
+}
+
+/* Ids go into a header and a log line only when they are short and
+ * printable (they come from the sender). */
+static bool printable(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++)
+        if ((unsigned char)s[n] <= 0x20 || (unsigned char)s[n] >= 0x7f)
+            return false;
+    return n <= 200;
+}
+
+/* Append a formatted line to lines[*n]; false when out of memory. */
+__attribute__((format(printf, 3, 4)))
+static bool add_line(char **lines, size_t *n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *line = NULL;
+    int rc = vasprintf(&line, fmt, ap);
+    va_end(ap);
+    if (rc < 0)
+        return false;
+    lines[(*n)++] = line;
+    return true;
+}
+
+/* Queue the answer for the delivery's forward_url, if it has one.  The
+ * forwarder copies what it needs; its errors are its to count and log.
+ * (Out of memory here, nothing is queued: the answer itself is likely to
+ * fail too.) */
+static void forward_answer(api *a, const delivery *st, json_t *answer)
+{
+    const char *url = json_string_value(json_object_get(st->settings,
+                                                        "forward_url"));
+    if (!url || !a->forwarder)
+        return;
+    char id[300], label[400];
+    if (printable(st->event_id)) {
+        snprintf(id, sizeof id, "%s", st->event_id);
+    } else {
+        char hex[65];
+        store_sha256_hex(st->event_id, strlen(st->event_id), hex);
+        snprintf(id, sizeof id, "sha256:%s", hex);
+    }
+    if (st->form_id)
+        snprintf(label, sizeof label, "%s form %s event %s", st->webhook,
+                 st->form_id, id);
+    else
+        snprintf(label, sizeof label, "webhook %s event %s", st->webhook,
+                 id);
+    json_t *headers = json_object_get(st->settings, "forward_headers");
+    size_t n = 0;
+    char **lines = calloc(json_object_size(headers) + 2, sizeof *lines);
+    char *body = json_dumps(answer, JSON_COMPACT);
+    bool ok = lines && body;
+    const char *name;
+    json_t *v;
+    json_object_foreach(headers, name, v)
+        ok = ok && add_line(lines, &n, "%s: %s", name, json_string_value(v));
+    /* the receiver's handle on an at-least-once delivery */
+    ok = ok && add_line(lines, &n, "Idempotency-Key: %s:%s", st->webhook, id);
+    ok = ok && add_line(lines, &n, "X-Lode-Webhook: %s", st->webhook);
+    json_t *timeout = json_object_get(st->settings, "forward_timeout_ms");
+    json_t *retries = json_object_get(st->settings, "forward_retries");
+    forward_request r = {
+        .url = url,
+        .body = body,
+        .len = body ? strlen(body) : 0,
+        .headers = (const char *const *)lines,
+        .n_headers = n,
+        .timeout_ms = json_is_integer(timeout)
+                          ? (long)json_integer_value(timeout) : 0,
+        .retries = json_is_integer(retries)
+                       ? (int)json_integer_value(retries) : -1,
+        .label = label,
+    };
+    if (ok)
+        forward_submit(a->forwarder, &r);
+    for (size_t i = 0; i < n; i++)
+        free(lines[i]);
+    free(lines);
+    free(body);
+}
+
+/* Resumed with the vectors: write the document, search, answer. */
+static void delivery_answer(http_request *req, api *a, delivery *st)
 {
     sched_job *job = &st->docs.job;
     if (job->rc) {
@@ -473,12 +1099,11 @@ static void tally_answer(http_request *req, api *a, tally_state *st)
     sched_get_status(a->sched, &ss);
     char mid[300];
     snprintf(mid, sizeof mid, "%s:%s", job->model_name, ss.type);
-    /* The submission's vector: the normalised mean of its chunks'. */
+    /* The delivery's vector: the normalised mean of its chunks'. */
     int dim = job->dim;
     float *query = calloc((size_t)dim, sizeof *query);
     if (!query) {
-        http_respond_error(req, 500, "server_error", "out_of_memory",
-                           "out of memory");
+        out_of_memory(req);
         return;
     }
     for (int c = 0; c < job->n; c++)
@@ -503,10 +1128,7 @@ static void tally_answer(http_request *req, api *a, tally_state *st)
     if (rc == 0) {  /* a redelivery raced this one and won */
         api_store_release(a);
         free(query);
-        http_respond_json(req, 200, json_pack(
-            "{s:b,s:b,s:s,s:s,s:I}", "ok", 1, "duplicate", 1, "collection",
-            st->collection, "event_id", st->event_id, "document_id",
-            (json_int_t)doc_id));
+        http_respond_json(req, 200, answer_head(st, true, doc_id));
         return;
     }
     json_t *written = json_array();
@@ -536,8 +1158,8 @@ static void tally_answer(http_request *req, api *a, tally_state *st)
             .where_json = st->catalog_where,
         };
         lode_error cerr = {0};
-        /* The submission is stored: a catalog problem is reported in the
-         * answer, not as a failure Tally would retry. */
+        /* The delivery is stored: a catalog problem is reported in the
+         * answer, not as a failure the sender would retry. */
         if (search_documents(s, &q, st->k, &catalog, &cerr))
             snprintf(catalog_error, sizeof catalog_error, "%s",
                      cerr.message[0] ? cerr.message : lode_strerror(cerr.code));
@@ -551,10 +1173,8 @@ static void tally_answer(http_request *req, api *a, tally_state *st)
         api_respond_lode_error(req, a, &err);
         return;
     }
-    json_t *answer = json_pack("{s:b,s:b,s:s,s:s,s:I,s:o}", "ok", 1,
-                               "duplicate", 0, "collection", st->collection,
-                               "event_id", st->event_id, "document_id",
-                               (json_int_t)doc_id, "similar", similar);
+    json_t *answer = answer_head(st, false, doc_id);
+    json_object_set_new(answer, "similar", similar);
     if (st->catalog) {
         json_t *where = st->catalog_where
                             ? json_loads(st->catalog_where, 0, NULL) : NULL;
@@ -565,25 +1185,114 @@ static void tally_answer(http_request *req, api *a, tally_state *st)
             json_object_set_new(c, "error", json_string(catalog_error));
         json_object_set_new(answer, "catalog", c);
     }
+    forward_answer(a, st, answer);
     http_respond_json(req, 200, answer);
 }
 
-/* Is this usable in a collection name: 1..100 of [A-Za-z0-9._-]? */
-static bool valid_form_id(const char *s)
+/* A new delivery state for the request (zeroed, freed with it), or NULL
+ * after answering 500. */
+static delivery *delivery_new(http_request *req)
 {
-    size_t n = 0;
-    for (; s[n]; n++)
-        if (!isalnum((unsigned char)s[n]) && !strchr("._-", s[n]))
-            return false;
-    return n > 0 && n <= WEBHOOK_FORM_ID_MAX;
+    delivery *st = http_alloc(req, sizeof *st);
+    if (!st) {
+        out_of_memory(req);
+        return NULL;
+    }
+    memset(st, 0, sizeof *st);
+    http_set_state(req, st, api_docs_state_free);
+    return st;
 }
+
+/* The second half of both handlers, once the delivery is read: st has its
+ * settings, webhook, form_id, event_id and collection.  Takes `text`
+ * (malloc'd), `metadata` and `where` (references, where may be NULL).
+ * Answers a redelivery at once; else submits the text to the scheduler
+ * and the request resumes in delivery_answer. */
+static void delivery_submit(http_request *req, api *a, delivery *st,
+                            char *text, json_t *metadata, json_t *where,
+                            const char *title)
+{
+    lode_error err = {0};
+    json_t *k = json_object_get(st->settings, "k");
+    st->k = json_is_integer(k) ? (size_t)json_integer_value(k)
+                               : WEBHOOK_DEFAULT_K;
+    if (st->k > (size_t)a->cfg.max_k)
+        st->k = (size_t)a->cfg.max_k;
+    st->catalog = json_string_value(json_object_get(st->settings,
+                                                    "catalog"));
+    char *meta_json = json_dumps(metadata, JSON_COMPACT);
+    char *where_json = where ? json_dumps(where, JSON_COMPACT) : NULL;
+    json_t *self = json_pack("{s:{s:s}}", "external_id", "$ne",
+                             st->event_id);
+    char *self_json = self ? json_dumps(self, JSON_COMPACT) : NULL;
+    json_decref(self);
+    st->doc.metadata_json = meta_json ? request_strdup(req, meta_json) : NULL;
+    st->catalog_where = where_json ? request_strdup(req, where_json) : NULL;
+    st->self_where = self_json ? request_strdup(req, self_json) : NULL;
+    st->doc.text = request_strdup(req, text);
+    st->doc.title = request_strdup(req, title);
+    bool ok = st->doc.metadata_json && st->self_where && st->doc.text &&
+              st->doc.title && (!where || st->catalog_where);
+    free(meta_json);
+    free(where_json);
+    free(self_json);
+    free(text);
+    json_decref(metadata);
+    json_decref(where);
+    if (!ok) {
+        out_of_memory(req);
+        return;
+    }
+    if (st->catalog_where) {  /* refuse a filter the store would refuse */
+        filter *f = NULL;
+        if (filter_parse(st->catalog_where, &f, &err)) {
+            bad_payload(req, err.message);
+            return;
+        }
+        filter_free(f);
+    }
+    st->doc.id = st->event_id;
+    st->doc.len = strlen(st->doc.text);
+    store_sha256_hex(st->doc.text, st->doc.len, st->doc.sha256);
+    st->docs.a = a;
+    st->docs.collection = st->collection;
+    st->docs.docs = &st->doc;
+    st->docs.n_docs = 1;
+
+    /* A redelivery is answered without embedding anything. */
+    store *s = api_store_acquire(req, a);
+    if (!s)
+        return;
+    int64_t doc_id = 0;
+    int rc = store_find_document(s, st->collection, NULL, st->event_id,
+                                 &doc_id, NULL, &err);
+    api_store_release(a);
+    if (rc == 0) {
+        http_respond_json(req, 200, answer_head(st, true, doc_id));
+        return;
+    }
+    if (rc != LODE_ENOTFOUND) {
+        api_respond_lode_error(req, a, &err);
+        return;
+    }
+    sched_job *job = &st->docs.job;
+    job->prepare = api_chunk_documents;
+    job->max_tokens = a->cfg.max_tokens;
+    job->deadline_ms = sched_now_ms() + a->cfg.load_wait_ms;
+    job->done = on_job_done;
+    job->ctx = req;
+    http_suspend(req);
+    sched_submit(a->sched, job);
+}
+
+/* ---- POST /webhook/tally ------------------------------------------------- */
 
 void api_webhook_tally(http_request *req, void *app)
 {
     api *a = app;
-    tally_state *st = http_state(req);
+    delivery *st = http_state(req);
     if (st) {
-        tally_answer(req, a, st);
+        delivery_answer(req, a, st);
         return;
     }
     json_t *body = http_json_body(req);
@@ -591,7 +1300,8 @@ void api_webhook_tally(http_request *req, void *app)
         return;
     json_t *data = json_object_get(body, "data");
     const char *form_id = json_string_value(json_object_get(data, "formId"));
-    if (!json_is_object(data) || !form_id || !valid_form_id(form_id)) {
+    if (!json_is_object(data) || !form_id ||
+        !valid_name(form_id, WEBHOOK_FORM_ID_MAX)) {
         bad_payload(req, "a Tally payload needs data.formId: 1 to 100 "
                          "letters, digits, '.', '_' or '-'");
         return;
@@ -641,24 +1351,17 @@ void api_webhook_tally(http_request *req, void *app)
         api_respond_lode_error(req, a, &err);
         return;
     }
-    st = http_alloc(req, sizeof *st);
-    char *doc_text = st ? request_strdup(req, text) : NULL;
-    free(text);
-    if (!doc_text) {
+    st = delivery_new(req);
+    if (!st) {
+        free(text);
         json_decref(metadata);
-        http_respond_error(req, 500, "server_error", "out_of_memory",
-                           "out of memory");
         return;
     }
-    memset(st, 0, sizeof *st);
-    http_set_state(req, st, api_docs_state_free);
+    st->settings = form;
+    st->webhook = "tally";
+    st->form_id = form_id;
     st->event_id = json_string_value(event_id);
     snprintf(st->collection, sizeof st->collection, "tally-%s", form_id);
-    json_t *k = json_object_get(form, "k");
-    st->k = k ? (size_t)json_integer_value(k) : WEBHOOK_DEFAULT_K;
-    if (st->k > (size_t)a->cfg.max_k)
-        st->k = (size_t)a->cfg.max_k;
-    st->catalog = json_string_value(json_object_get(form, "catalog"));
 
     /* metadata: the answers plus where they came from */
     json_t *ids = json_pack("{s:s?,s:s?,s:s?,s:s?}", "tally_response_id",
@@ -674,35 +1377,6 @@ void api_webhook_tally(http_request *req, void *app)
                                    metadata, json_object_get(data, "fields"));
     json_object_update_missing(metadata, ids);
     json_decref(ids);
-    char *meta_json = json_dumps(metadata, JSON_COMPACT);
-    json_decref(metadata);
-    char *where_json = where ? json_dumps(where, JSON_COMPACT) : NULL;
-    json_decref(where);
-    json_t *self = json_pack("{s:{s:s}}", "external_id", "$ne",
-                             st->event_id);
-    char *self_json = self ? json_dumps(self, JSON_COMPACT) : NULL;
-    json_decref(self);
-    st->doc.metadata_json = meta_json ? request_strdup(req, meta_json) : NULL;
-    st->catalog_where = where_json ? request_strdup(req, where_json) : NULL;
-    st->self_where = self_json ? request_strdup(req, self_json) : NULL;
-    bool ok = st->doc.metadata_json && st->self_where &&
-              (!where || st->catalog_where);
-    free(meta_json);
-    free(where_json);
-    free(self_json);
-    if (!ok) {
-        http_respond_error(req, 500, "server_error", "out_of_memory",
-                           "out of memory");
-        return;
-    }
-    if (st->catalog_where) {  /* refuse a filter the store would refuse */
-        filter *f = NULL;
-        if (filter_parse(st->catalog_where, &f, &err)) {
-            bad_payload(req, err.message);
-            return;
-        }
-        filter_free(f);
-    }
     const char *form_name = json_string_value(json_object_get(data,
                                                               "formName"));
     const char *response_id = json_string_value(json_object_get(data,
@@ -710,41 +1384,100 @@ void api_webhook_tally(http_request *req, void *app)
     char title[512];
     snprintf(title, sizeof title, "%s%s%s", form_name ? form_name : form_id,
              response_id ? " " : "", response_id ? response_id : "");
-    st->doc.id = st->event_id;
-    st->doc.title = request_strdup(req, title);
-    st->doc.text = doc_text;
-    st->doc.len = strlen(doc_text);
-    store_sha256_hex(st->doc.text, st->doc.len, st->doc.sha256);
-    st->docs.a = a;
-    st->docs.collection = st->collection;
-    st->docs.docs = &st->doc;
-    st->docs.n_docs = 1;
+    delivery_submit(req, a, st, text, metadata, where, title);
+}
 
-    /* A redelivery is answered without embedding anything. */
-    store *s = api_store_acquire(req, a);
-    if (!s)
-        return;
-    int64_t doc_id = 0;
-    int rc = store_find_document(s, st->collection, NULL, st->event_id,
-                                 &doc_id, NULL, &err);
-    api_store_release(a);
-    if (rc == 0) {
-        http_respond_json(req, 200, json_pack(
-            "{s:b,s:b,s:s,s:s,s:I}", "ok", 1, "duplicate", 1, "collection",
-            st->collection, "event_id", st->event_id, "document_id",
-            (json_int_t)doc_id));
+/* ---- POST /webhook/{name} ------------------------------------------------ */
+
+void api_webhook_generic(http_request *req, void *app)
+{
+    api *a = app;
+    delivery *st = http_state(req);
+    if (st) {
+        delivery_answer(req, a, st);
         return;
     }
-    if (rc != LODE_ENOTFOUND) {
+    const char *name = http_param(req, 0);
+    json_t *hook = name ? webhook_generic(a->webhooks, name) : NULL;
+    if (!hook) {
+        http_respond_error(req, 404, "not_found_error", "unknown_webhook",
+                           "no webhook '%s' is configured (the \"generic\" "
+                           "section of --webhooks)", name ? name : "");
+        return;
+    }
+    size_t len = 0;
+    const char *raw = http_body(req, &len);
+    const char *secret = json_string_value(json_object_get(hook, "secret"));
+    if (secret && *secret) {
+        const char *header = json_string_value(
+            json_object_get(hook, "signature_header"));
+        if (!header)
+            header = WEBHOOK_DEFAULT_SIGNATURE_HEADER;
+        const char *sig = http_header(req, header);
+        if (!webhook_signature_any_ok(raw, len, secret, sig)) {
+            http_respond_error(req, 401, "authentication_error",
+                               "invalid_signature",
+                               sig ? "the %s header does not match the body "
+                                     "and the webhook's secret"
+                                   : "this webhook needs a %s header "
+                                     "(HMAC-SHA256 of the body, hex or "
+                                     "base64)", header);
+            return;
+        }
+    } else if (!api_authorize(req, a, API_WRITE)) {
+        return;  /* no secret: it is a write like any other */
+    }
+    json_t *body = http_json_body(req);  /* an object, or answered 400 */
+    if (!body)
+        return;
+    char *id = NULL, *text = NULL;
+    json_t *metadata = NULL;
+    lode_error err = {0};
+    if (webhook_generic_id(hook, body, raw, len, &id, &err) ||
+        webhook_generic_fields(hook, body, &text, &metadata, &err)) {
+        free(id);
         api_respond_lode_error(req, a, &err);
         return;
     }
-    sched_job *job = &st->docs.job;
-    job->prepare = api_chunk_documents;
-    job->max_tokens = a->cfg.max_tokens;
-    job->deadline_ms = sched_now_ms() + a->cfg.load_wait_ms;
-    job->done = on_job_done;
-    job->ctx = req;
-    http_suspend(req);
-    sched_submit(a->sched, job);
+    char title[512];
+    const char *title_ptr = json_string_value(json_object_get(hook, "title"));
+    if (title_ptr) {
+        json_t *v;
+        char *t = NULL;
+        if (resolve_text(body, "title", title_ptr, &v, &t, &err)) {
+            free(id);
+            free(text);
+            json_decref(metadata);
+            api_respond_lode_error(req, a, &err);
+            return;
+        }
+        snprintf(title, sizeof title, "%s", t);
+        free(t);
+    } else {
+        snprintf(title, sizeof title, "%s %s", name, id);
+    }
+    st = delivery_new(req);
+    const char *event_id = st ? request_strdup(req, id) : NULL;
+    free(id);
+    if (!event_id) {
+        if (st)
+            out_of_memory(req);
+        free(text);
+        json_decref(metadata);
+        return;
+    }
+    st->settings = hook;
+    st->webhook = name;
+    st->event_id = event_id;
+    const char *coll = json_string_value(json_object_get(hook, "collection"));
+    if (coll)
+        snprintf(st->collection, sizeof st->collection, "%s", coll);
+    else
+        snprintf(st->collection, sizeof st->collection, "webhook-%s", name);
+    json_t *where = catalog_filter(json_object_get(hook, "filter_fields"),
+                                   metadata, NULL);
+    json_t *from = json_pack("{s:s}", "webhook", name);
+    json_object_update_missing(metadata, from);
+    json_decref(from);
+    delivery_submit(req, a, st, text, metadata, where, title);
 }

@@ -1,6 +1,12 @@
-/* webhook.h - form webhooks: POST /webhook/tally stores each Tally form
- * submission as a document and answers with the most similar earlier
- * submissions and, optionally, matches from a catalog collection.
+/* webhook.h - webhooks that store what they receive as a document and
+ * answer with the most similar earlier deliveries and, optionally,
+ * matches from a catalog collection:
+ *
+ *   POST /webhook/tally    Tally form submissions
+ *   POST /webhook/{name}   any JSON object, the text picked by JSON
+ *                          pointers (RFC 6901)
+ *
+ * and that may forward their answer to another service (forward.h).
  *
  * The configuration is one JSON file (--webhooks FILE, $LODE_WEBHOOKS):
  *
@@ -13,12 +19,40 @@
  *                                   catalog by equality; or an object
  *                                   {"field": "catalog metadata key"}
  *       "catalog": "collection",    searched with the submission's text
- *       "k": 5}}}                   results per list (default 5)
+ *       "k": 5,                     results per list (default 5)
+ *       ...forwarding}},            see below
+ *    "generic": {"<name>": {
+ *       "text": ["/ptr", ...],      required: the values embedded, one per
+ *                                   line (a string, a number, or an array
+ *                                   of them joined with ", ")
+ *       "metadata": {"key": "/ptr"},  stored with the document (booleans
+ *                                   allowed too)
+ *       "id": "/ptr",               idempotency id (a string or integer);
+ *                                   default: SHA-256 of the raw body (hex)
+ *       "title": "/ptr",            the document's title (default "<name>
+ *                                   <id>")
+ *       "secret": "...",            HMAC-SHA256 of the raw body, sent in
+ *       "signature_header": "X-Signature",   this header as hex or base64,
+ *                                   optionally prefixed "sha256="
+ *       "collection": "name",       default "webhook-<name>"
+ *       "filter_fields": [...],     metadata keys, or {"metadata key":
+ *                                   "catalog metadata key"}
+ *       "catalog", "k",             as for Tally
+ *       ...forwarding}},
+ *    "forward_queue": 1000}        deliveries waiting or being forwarded
  *
- * A form absent from the file is accepted with the defaults, behind the
- * API key.  Submissions go to collection "tally-<formId>" with the
- * event id as external id, so a redelivered event is found and
- * acknowledged ("duplicate": true) without being stored twice.
+ *   forwarding (optional, per form or webhook):
+ *       "forward_url": "https://...",   POST the answer here
+ *       "forward_headers": {"Name": "value"},
+ *       "forward_timeout_ms": 10000,    per attempt (100 to 600000)
+ *       "forward_retries": 4            after the first attempt (0 to 10)
+ *
+ * A Tally form absent from the file is accepted with the defaults, behind
+ * the API key; a generic name absent from the file is 404.  Every pointer
+ * must resolve, or the delivery is refused (400 naming the pointer).
+ * Deliveries go to their collection with the event id as external id, so
+ * a redelivered event is found and acknowledged ("duplicate": true)
+ * without being stored, or forwarded, twice.
  *
  * The parsed file is held as a jansson tree that is only read (no
  * reference counts change) by the HTTP threads after start-up.
@@ -42,11 +76,22 @@ int webhook_config_load(const char *path, webhook_config **out,
 void webhook_config_free(webhook_config *c);
 /* The settings object of a Tally form, or NULL (c may be NULL). */
 json_t *webhook_tally_form(const webhook_config *c, const char *form_id);
+/* The settings object of generic webhook `name`, or NULL (c may be
+ * NULL). */
+json_t *webhook_generic(const webhook_config *c, const char *name);
+/* Does any form or webhook forward its answers?  (c may be NULL.) */
+bool webhook_config_forwards(const webhook_config *c);
+/* The forwarding queue's capacity ("forward_queue"), 0 for the default. */
+size_t webhook_config_forward_queue(const webhook_config *c);
 
 /* Is `signature` base64(HMAC-SHA256(body, secret))?  Constant time in the
  * signature's content; a NULL signature is false. */
 bool webhook_signature_ok(const char *body, size_t len, const char *secret,
                           const char *signature);
+/* The generic webhooks' rule: the same HMAC as hex (either case) or
+ * base64, optionally prefixed "sha256=". */
+bool webhook_signature_any_ok(const char *body, size_t len,
+                              const char *secret, const char *signature);
 
 /* A Tally submission's answers as text and metadata.  `data` is the
  * payload's "data" object; embed_fields (array of labels or keys, or
@@ -58,5 +103,30 @@ bool webhook_signature_ok(const char *body, size_t len, const char *secret,
  * message when data is malformed. */
 int webhook_tally_answers(json_t *data, json_t *embed_fields, char **text,
                           json_t **metadata, lode_error *err);
+
+/* ---- generic webhooks --------------------------------------------------- */
+
+/* Is this an RFC 6901 JSON pointer: "" or "/"-separated tokens in which
+ * '~' only appears as "~0" (for '~') or "~1" (for '/')? */
+bool webhook_pointer_valid(const char *pointer);
+/* The value `pointer` names in `root` (borrowed), or LODE_ENOTFOUND when
+ * a member or index is missing (array indices are decimal without leading
+ * zeros; "-" is past the end), LODE_EINVAL when the pointer is not
+ * valid. */
+int webhook_pointer_get(json_t *root, const char *pointer, json_t **out);
+
+/* A generic delivery's text and metadata per the webhook's settings
+ * `hook` ("text", "metadata", see above).  *text is malloc'd, *metadata a
+ * new reference (only the configured keys).  LODE_EINVAL with a message
+ * naming the pointer when one does not resolve to a usable value, or when
+ * there is no text at all. */
+int webhook_generic_fields(json_t *hook, json_t *body, char **text,
+                           json_t **metadata, lode_error *err);
+/* A generic delivery's idempotency id (malloc'd): the value of the "id"
+ * pointer as text, else the hex SHA-256 of the raw body.  LODE_EINVAL
+ * naming the pointer when it does not resolve to a non-empty string or an
+ * integer. */
+int webhook_generic_id(json_t *hook, json_t *body, const char *raw,
+                       size_t len, char **id, lode_error *err);
 
 #endif
