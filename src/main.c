@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "cli_store.h"
 #include "err.h"
 #include "gguf.h"
@@ -35,6 +36,7 @@ static void usage(FILE *f)
           f);
     fputs(cli_store_usage, f);
     fputs(server_usage, f);
+    fputs(check_usage, f);
     fputs("\n"
           "Without TEXT, texts are read from stdin, one per line; with --json"
           "\neach stdin line is a JSON string.  -t sets the threads (default: "
@@ -350,6 +352,8 @@ int main(int argc, char **argv)
         return server_main(argc - 1, argv + 1);
     if (strcmp(cmd, "vacuum") == 0)
         return cli_vacuum(argc - 1, argv + 1);
+    if (strcmp(cmd, "check") == 0)
+        return check_main(argc - 1, argv + 1);
     if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 ||
         strcmp(cmd, "help") == 0) {
         usage(stdout);
