@@ -26,7 +26,7 @@ const char *model_default_path(void);
 
 /* Default number of tokens run through the encoder at once; a request with
  * more is split into batches of at most this many. */
-#define MODEL_TOKEN_BUDGET 8192
+#define MODEL_TOKEN_BUDGET 2048
 
 int model_load(const char *path, model **out, lode_error *err);
 void model_free(model *m);
