@@ -7,7 +7,19 @@
  * resumed by libmicrohttpd calling on_request() again with no data; the
  * handler runs again and finds its state.  on_completed() runs once per
  * request, whatever happened, and is the one place request memory is
- * freed. */
+ * freed.
+ *
+ * The connection cap is enforced here, not by MHD_OPTION_CONNECTION_LIMIT:
+ * with Debian's libmicrohttpd 0.9.75 (epoll, thread pool), a daemon whose
+ * open connections reach exactly that limit sometimes stops serving the
+ * ones it holds until they time out (wrk -c257 against a limit of 257:
+ * 157 requests/s instead of 35,000, then 15 s of silence).  So the
+ * library's own limit is set out of reach (the cap times the threads, as
+ * it splits it among them) and the accept policy takes a slot of
+ * `connections` for each connection it lets in, or refuses it when none
+ * is left (closed at once); the connection notifier gives the slot back
+ * on close.  (Were libmicrohttpd to fail setting up an accepted
+ * connection, out of memory, its slot would stay taken.) */
 #include "http.h"
 
 #include <arpa/inet.h>
@@ -34,6 +46,7 @@ struct http_server {
     int in_flight;
     int port;
     atomic_int quiesced;  /* answers say Connection: close from then on */
+    atomic_int connections;   /* open now */
 };
 
 /* A block of request-scoped memory; blocks form a list freed at the end. */
@@ -595,6 +608,35 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
 
 /* ---- the server ------------------------------------------------------- */
 
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr,
+                                 socklen_t len)
+{
+    (void)addr;
+    (void)len;
+    http_server *s = cls;
+    /* take a slot now (both workers accept at once); it is given back when
+     * the connection closes */
+    int n = atomic_load(&s->connections);
+    do {
+        if (n >= s->cfg.max_connections)
+            return MHD_NO;
+    } while (!atomic_compare_exchange_weak(&s->connections, &n, n + 1));
+    return MHD_YES;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **ctx,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    (void)c;
+    http_server *s = cls;
+    /* only a connection that started holds a slot: the library may also
+     * report closing one that the accept policy refused */
+    if (code == MHD_CONNECTION_NOTIFY_STARTED)
+        *ctx = s;
+    else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *ctx)
+        atomic_fetch_sub(&s->connections, 1);
+}
+
 int http_start(const http_config *cfg, http_server **out, lode_error *err)
 {
     *out = NULL;
@@ -620,11 +662,14 @@ int http_start(const http_config *cfg, http_server **out, lode_error *err)
                      MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    unsigned threads = (unsigned)(cfg->threads > 0 ? cfg->threads : 1);
     s->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, s,
+        flags, 0, on_accept, s, on_request, s,
         MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->threads > 0 ? cfg->threads : 1),
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+        MHD_OPTION_THREAD_POOL_SIZE, threads,
+        MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)cfg->max_connections * threads + 16,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout_s,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
