@@ -1,0 +1,3 @@
+-- health.lua - GET /health (wrk's static request); only adds the RESULT
+-- line of common.lua.
+dofile("bench/http/common.lua")
