@@ -49,6 +49,21 @@ const http_route api_routes[] = {
 };
 const int api_n_routes = (int)(sizeof api_routes / sizeof api_routes[0]);
 
+void api_process_reading(api *a, memstat_process *out)
+{
+    int64_t now = sched_now_ms();
+    pthread_mutex_lock(&a->mem_lock);
+    if (!a->proc_read_ms || now - a->proc_read_ms >= 250) {
+        memstat_process p = {0};
+        if (memstat_read_process(&p, NULL) == 0) {
+            a->proc = p;
+            a->proc_read_ms = now;
+        }
+    }
+    *out = a->proc;
+    pthread_mutex_unlock(&a->mem_lock);
+}
+
 bool api_memory_reading(api *a, memstat_system *out)
 {
     int64_t now = sched_now_ms();

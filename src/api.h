@@ -99,6 +99,8 @@ typedef struct api {
     pthread_mutex_t mem_lock;     /* guards the memory reading cache */
     int64_t mem_read_ms;
     memstat_system mem;
+    int64_t proc_read_ms;         /* the same for the process (/health) */
+    memstat_process proc;
 
     atomic_int shutting_down;
 } api;
@@ -115,6 +117,9 @@ void api_done(void *app, int route, int status, double seconds);
 /* The system memory reading (cached for a fraction of a second, faked by
  * --debug-memory-percent).  Returns whether it passes the threshold. */
 bool api_memory_reading(api *a, memstat_system *out);
+/* The process's memory (VmRSS, VmHWM), cached the same way: /health is
+ * polled often and should not read /proc on every call. */
+void api_process_reading(api *a, memstat_process *out);
 /* Answer an error carried in a lode_error with the matching status. */
 void api_respond_lode_error(http_request *req, api *a, const lode_error *err);
 /* Refresh the cached store counts; store_lock held. */

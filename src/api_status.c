@@ -59,8 +59,8 @@ void api_health(http_request *req, void *app)
     api_store_state ss = store_state(a, store_err, sizeof store_err);
     memstat_system mem;
     bool pressure = api_memory_reading(a, &mem);
-    memstat_process proc = {0};
-    memstat_read_process(&proc, NULL);
+    memstat_process proc;
+    api_process_reading(a, &proc);
 
     const char *status;
     if (st.state == SCHED_FAILED || ss == API_STORE_FAILED)
