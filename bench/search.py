@@ -288,7 +288,7 @@ def main():
             sys.stderr.write(p.stderr)
             raise SystemExit("lode ingest failed")
         text = p.stdout + p.stderr
-        m = re.findall(r"([\d,]+) chunks", text)
+        m = re.findall(r"([\d,]+) chunks in ", text)
         lode_chunks = int(m[-1].replace(",", "")) if m else None
         mx = re.search(r"MAXRSS (\d+)", text)
         log("python ingest")
