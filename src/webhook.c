@@ -21,7 +21,12 @@
  * is stored, and forwarded, once.
  *
  * Forwarding never delays the answer: the answer's JSON is copied into
- * the forwarder's queue (forward.h), which a thread of its own drains. */
+ * the forwarder's queue (forward.h), which a thread of its own drains.
+ *
+ * Here: the configuration and its checks, the signatures, Tally's answers
+ * as text, the shared delivery path and both handlers.  What a generic
+ * webhook reads from its body through its pointers is webhook_generic.c;
+ * the pointers themselves are jsonptr.c. */
 #include "webhook.h"
 
 #include <ctype.h>
@@ -39,6 +44,7 @@
 #include "api.h"
 #include "filter.h"
 #include "forward.h"
+#include "jsonptr.h"
 
 #define WEBHOOK_DEFAULT_K 5
 #define WEBHOOK_FORM_ID_MAX 100     /* also the longest generic name */
@@ -201,7 +207,7 @@ static bool pointer_setting(json_t *v)
 {
     return json_is_string(v) &&
            strlen(json_string_value(v)) == json_string_length(v) &&
-           webhook_pointer_valid(json_string_value(v));
+           jsonptr_valid(json_string_value(v));
 }
 
 static int check_generic(const char *name, json_t *hook, lode_error *err)
@@ -597,259 +603,6 @@ int webhook_tally_answers(json_t *data, json_t *embed_fields, char **text,
     *text = buf;
     *metadata = meta;
     return 0;
-}
-
-
-/* ---- JSON pointers (RFC 6901) and generic deliveries -------------------- */
-
-bool webhook_pointer_valid(const char *pointer)
-{
-    if (!pointer)
-        return false;
-    if (*pointer == '\0')
-        return true;  /* the whole document */
-    if (*pointer != '/')
-        return false;
-    for (const char *p = pointer; *p; p++)
-        if (*p == '~' && p[1] != '0' && p[1] != '1')
-            return false;
-    return true;
-}
-
-/* An array index token: "0" or digits without a leading zero that fit. */
-static bool array_index(const char *token, size_t *out)
-{
-    if (!*token || (token[0] == '0' && token[1]))
-        return false;
-    size_t n = 0;
-    for (const char *p = token; *p; p++) {
-        if (*p < '0' || *p > '9' || n > (SIZE_MAX - 9) / 10)
-            return false;
-        n = n * 10 + (size_t)(*p - '0');
-    }
-    *out = n;
-    return true;
-}
-
-int webhook_pointer_get(json_t *root, const char *pointer, json_t **out)
-{
-    *out = NULL;
-    if (!webhook_pointer_valid(pointer))
-        return LODE_EINVAL;
-    char *token = malloc(strlen(pointer) + 1);
-    if (!token)
-        return LODE_ENOMEM;
-    json_t *cur = root;
-    const char *p = pointer;
-    while (cur && *p == '/') {
-        size_t n = 0;
-        for (p++; *p && *p != '/'; p++) {
-            if (*p == '~') {  /* "~1" is '/', "~0" is '~': "~01" is "~1" */
-                token[n++] = p[1] == '1' ? '/' : '~';
-                p++;
-            } else {
-                token[n++] = *p;
-            }
-        }
-        token[n] = '\0';
-        size_t index;
-        if (json_is_object(cur))
-            cur = json_object_get(cur, token);
-        else if (json_is_array(cur) && array_index(token, &index))
-            cur = json_array_get(cur, index);  /* NULL past the end */
-        else
-            cur = NULL;
-    }
-    free(token);
-    if (!cur)
-        return LODE_ENOTFOUND;
-    *out = cur;
-    return 0;
-}
-
-static const char *json_kind(json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER:
-    case JSON_REAL: return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    default: return "null";
-    }
-}
-
-/* A string or number as text to f. */
-static bool put_plain(FILE *f, json_t *v)
-{
-    if (json_is_string(v))
-        fputs(json_string_value(v), f);
-    else if (json_is_integer(v))
-        fprintf(f, "%lld", (long long)json_integer_value(v));
-    else if (json_is_real(v))
-        fprintf(f, "%.17g", json_real_value(v));
-    else
-        return false;
-    return true;
-}
-
-/* The text of a pointer's value: a string, a number, or an array of them
- * joined with ", " (malloc'd, possibly "").  NULL with *why set when the
- * value is of another kind. */
-static char *pointer_text(json_t *v, const char **why)
-{
-    char *buf = NULL;
-    size_t size = 0;
-    FILE *f = open_memstream(&buf, &size);
-    if (!f) {
-        *why = "out of memory";
-        return NULL;
-    }
-    bool ok = true;
-    if (json_is_array(v)) {
-        size_t i;
-        json_t *e;
-        json_array_foreach(v, i, e) {
-            if (i)
-                fputs(", ", f);
-            if (!put_plain(f, e)) {
-                ok = false;
-                *why = "an array with something other than strings and "
-                       "numbers";
-            }
-        }
-    } else if (!put_plain(f, v)) {
-        ok = false;
-        *why = json_kind(v);
-    }
-    if (fclose(f) != 0 && ok) {
-        ok = false;
-        *why = "out of memory";
-    }
-    if (!ok) {
-        free(buf);
-        return NULL;
-    }
-    return buf;
-}
-
-/* Resolve one configured pointer (`what` names the setting in messages)
- * to its text; LODE_EINVAL naming the pointer when it cannot. */
-static int resolve_text(json_t *body, const char *what, const char *pointer,
-                        json_t **value, char **text, lode_error *err)
-{
-    *text = NULL;
-    int rc = webhook_pointer_get(body, pointer, value);
-    if (rc == LODE_ENOMEM)
-        return lode_error_set(err, rc, "out of memory");
-    if (rc)
-        return lode_error_set(err, LODE_EINVAL, "%s pointer \"%s\" is not "
-                              "in the body", what, pointer);
-    const char *why = NULL;
-    *text = pointer_text(*value, &why);
-    if (!*text)
-        return lode_error_set(err, LODE_EINVAL, "%s pointer \"%s\" is %s, "
-                              "not a string, number or array of strings",
-                              what, pointer, why);
-    return 0;
-}
-
-int webhook_generic_fields(json_t *hook, json_t *body, char **text,
-                           json_t **metadata, lode_error *err)
-{
-    *text = NULL;
-    *metadata = NULL;
-    char *buf = NULL;
-    size_t size = 0;
-    FILE *f = open_memstream(&buf, &size);
-    json_t *meta = json_object();
-    int rc = 0;
-    if (!f || !meta)
-        rc = lode_error_set(err, LODE_ENOMEM, "out of memory");
-    size_t i;
-    json_t *e;
-    json_array_foreach(json_object_get(hook, "text"), i, e) {
-        json_t *value;
-        char *t = NULL;
-        if (rc || (rc = resolve_text(body, "text", json_string_value(e),
-                                     &value, &t, err)))
-            break;
-        if (*t)
-            fprintf(f, "%s%s", size ? "\n" : "", t);
-        fflush(f);  /* keeps `size` current for the separator */
-        free(t);
-    }
-    const char *key;
-    json_object_foreach(json_object_get(hook, "metadata"), key, e) {
-        json_t *value;
-        char *t = NULL;
-        const char *pointer = json_string_value(e);
-        if (rc)
-            break;
-        char what[300];
-        snprintf(what, sizeof what, "metadata.%s", key);
-        if (webhook_pointer_get(body, pointer, &value) == 0 &&
-            json_is_boolean(value)) {
-            json_object_set_new(meta, key, json_copy(value));
-            continue;
-        }
-        if ((rc = resolve_text(body, what, pointer, &value, &t, err)))
-            break;
-        /* as Tally's answers: scalars keep their type, a one-element
-         * array is unwrapped, a longer one becomes its text */
-        if (json_is_array(value) && json_array_size(value) == 1)
-            value = json_array_get(value, 0);
-        json_object_set_new(meta, key, json_is_number(value)
-                                           ? json_copy(value)
-                                           : json_string(t));
-        free(t);
-    }
-    if (f && fclose(f) != 0 && !rc)
-        rc = lode_error_set(err, LODE_ENOMEM, "out of memory");
-    if (!rc && size == 0)
-        rc = lode_error_set(err, LODE_EINVAL, "the text pointers give no "
-                            "text to embed");
-    if (rc) {
-        free(buf);
-        json_decref(meta);
-        return rc;
-    }
-    *text = buf;
-    *metadata = meta;
-    return 0;
-}
-
-int webhook_generic_id(json_t *hook, json_t *body, const char *raw,
-                       size_t len, char **id, lode_error *err)
-{
-    *id = NULL;
-    const char *pointer = json_string_value(json_object_get(hook, "id"));
-    if (!pointer) {
-        char hex[65];
-        store_sha256_hex(raw, len, hex);
-        *id = strdup(hex);
-        return *id ? 0 : lode_error_set(err, LODE_ENOMEM, "out of memory");
-    }
-    json_t *v;
-    if (webhook_pointer_get(body, pointer, &v))
-        return lode_error_set(err, LODE_EINVAL, "id pointer \"%s\" is not "
-                              "in the body", pointer);
-    if (json_is_integer(v)) {
-        char n[32];
-        snprintf(n, sizeof n, "%lld", (long long)json_integer_value(v));
-        *id = strdup(n);
-    } else if (json_is_string(v) && json_string_length(v) > 0 &&
-               strlen(json_string_value(v)) == json_string_length(v)) {
-        *id = strdup(json_string_value(v));
-    } else {
-        return lode_error_set(err, LODE_EINVAL, "id pointer \"%s\" is %s, "
-                              "not a non-empty string or an integer",
-                              pointer, json_is_string(v) ? "an empty string"
-                                                         : json_kind(v));
-    }
-    return *id ? 0 : lode_error_set(err, LODE_ENOMEM, "out of memory");
 }
 
 /* ---- the delivery: store, search, answer, forward ------------------------ */
@@ -1430,32 +1183,21 @@ void api_webhook_generic(http_request *req, void *app)
     json_t *body = http_json_body(req);  /* an object, or answered 400 */
     if (!body)
         return;
-    char *id = NULL, *text = NULL;
+    char *id = NULL, *text = NULL, *t = NULL;
     json_t *metadata = NULL;
     lode_error err = {0};
     if (webhook_generic_id(hook, body, raw, len, &id, &err) ||
-        webhook_generic_fields(hook, body, &text, &metadata, &err)) {
+        webhook_generic_fields(hook, body, &text, &metadata, &err) ||
+        webhook_generic_title(hook, body, name, id, &t, &err)) {
         free(id);
+        free(text);
+        json_decref(metadata);
         api_respond_lode_error(req, a, &err);
         return;
     }
-    char title[512];
-    const char *title_ptr = json_string_value(json_object_get(hook, "title"));
-    if (title_ptr) {
-        json_t *v;
-        char *t = NULL;
-        if (resolve_text(body, "title", title_ptr, &v, &t, &err)) {
-            free(id);
-            free(text);
-            json_decref(metadata);
-            api_respond_lode_error(req, a, &err);
-            return;
-        }
-        snprintf(title, sizeof title, "%s", t);
-        free(t);
-    } else {
-        snprintf(title, sizeof title, "%s %s", name, id);
-    }
+    char title[512];  /* cut at the length of a Tally title */
+    snprintf(title, sizeof title, "%s", t);
+    free(t);
     st = delivery_new(req);
     const char *event_id = st ? request_strdup(req, id) : NULL;
     free(id);

@@ -4,7 +4,7 @@
  *
  *   POST /webhook/tally    Tally form submissions
  *   POST /webhook/{name}   any JSON object, the text picked by JSON
- *                          pointers (RFC 6901)
+ *                          pointers (RFC 6901, jsonptr.h)
  *
  * and that may forward their answer to another service (forward.h).
  *
@@ -104,16 +104,7 @@ bool webhook_signature_any_ok(const char *body, size_t len,
 int webhook_tally_answers(json_t *data, json_t *embed_fields, char **text,
                           json_t **metadata, lode_error *err);
 
-/* ---- generic webhooks --------------------------------------------------- */
-
-/* Is this an RFC 6901 JSON pointer: "" or "/"-separated tokens in which
- * '~' only appears as "~0" (for '~') or "~1" (for '/')? */
-bool webhook_pointer_valid(const char *pointer);
-/* The value `pointer` names in `root` (borrowed), or LODE_ENOTFOUND when
- * a member or index is missing (array indices are decimal without leading
- * zeros; "-" is past the end), LODE_EINVAL when the pointer is not
- * valid. */
-int webhook_pointer_get(json_t *root, const char *pointer, json_t **out);
+/* ---- generic webhooks (webhook_generic.c) -------------------------------- */
 
 /* A generic delivery's text and metadata per the webhook's settings
  * `hook` ("text", "metadata", see above).  *text is malloc'd, *metadata a
@@ -128,5 +119,10 @@ int webhook_generic_fields(json_t *hook, json_t *body, char **text,
  * integer. */
 int webhook_generic_id(json_t *hook, json_t *body, const char *raw,
                        size_t len, char **id, lode_error *err);
+/* A generic delivery's title (malloc'd): the text of the "title" pointer,
+ * as for "text", else "<name> <id>".  LODE_EINVAL naming the pointer when
+ * it does not resolve to a usable value. */
+int webhook_generic_title(json_t *hook, json_t *body, const char *name,
+                          const char *id, char **title, lode_error *err);
 
 #endif

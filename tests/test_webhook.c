@@ -1,9 +1,9 @@
 /* test_webhook.c - the pure parts of webhook.c: the Tally signature (a
  * known HMAC-SHA256 vector, tampering, missing and malformed headers) and
- * the generic webhooks' (hex or base64), the answers-to-text rules, JSON
- * pointers (RFC 6901's own examples, escapes, indices), the generic
- * text/metadata/id extraction and its errors, and the configuration
- * checks.  Also the forwarder webhook.c hands its answers to (forward.c):
+ * the generic webhooks' (hex or base64), the answers-to-text rules, the
+ * generic text/metadata/id/title extraction (webhook_generic.c) and its
+ * errors, and the configuration checks.  The JSON pointers it relies on
+ * are tested in test_jsonptr.c.  Also the forwarder webhook.c hands its answers to (forward.c):
  * its retry rules, and the thread itself against a port nobody listens on
  * (the end-to-end tests cover real deliveries). */
 #include "test.h"
@@ -271,67 +271,6 @@ static void test_signature_any(void)
     CHECK(!webhook_signature_any_ok(body, n, "Jefe", "sha256="), "prefix");
 }
 
-/* Does `pointer` resolve in doc to JSON `want` (NULL: rc `want_rc`)? */
-static void check_pointer(json_t *doc, const char *pointer, const char *want,
-                          int want_rc)
-{
-    json_t *v = NULL;
-    int rc = webhook_pointer_get(doc, pointer, &v);
-    char *got = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-    if (want)
-        CHECK(rc == 0 && got && strcmp(got, want) == 0, "%s: rc %d, %s",
-              pointer, rc, got ? got : "(null)");
-    else
-        CHECK(rc == want_rc && !v, "%s: rc %d, want %d", pointer, rc,
-              want_rc);
-    free(got);
-}
-
-static void test_pointer(void)
-{
-    /* RFC 6901 section 5 */
-    json_t *doc = json_loads(
-        "{\"foo\": [\"bar\", \"baz\"], \"\": 0, \"a/b\": 1, "
-        "\"c%d\": 2, \"e^f\": 3, \"g|h\": 4, \"i\\\\j\": 5, "
-        "\"k\\\"l\": 6, \" \": 7, \"m~n\": 8, \"~1\": 9, "
-        "\"01\": 10, \"n\": {\"arr\": [{\"x\": [true]}]}}", 0, NULL);
-    CHECK(doc != NULL, "the example document parses");
-    json_t *v = NULL;
-    CHECK(webhook_pointer_get(doc, "", &v) == 0 && v == doc, "whole");
-    check_pointer(doc, "/foo", "[\"bar\",\"baz\"]", 0);
-    check_pointer(doc, "/foo/0", "\"bar\"", 0);
-    check_pointer(doc, "/foo/1", "\"baz\"", 0);
-    check_pointer(doc, "/", "0", 0);
-    check_pointer(doc, "/a~1b", "1", 0);
-    check_pointer(doc, "/c%d", "2", 0);
-    check_pointer(doc, "/e^f", "3", 0);
-    check_pointer(doc, "/g|h", "4", 0);
-    check_pointer(doc, "/i\\j", "5", 0);
-    check_pointer(doc, "/k\"l", "6", 0);
-    check_pointer(doc, "/ ", "7", 0);
-    check_pointer(doc, "/m~0n", "8", 0);
-    check_pointer(doc, "/~01", "9", 0);          /* "~01" is "~1", not "/" */
-    check_pointer(doc, "/01", "10", 0);          /* object keys are keys */
-    check_pointer(doc, "/n/arr/0/x/0", "true", 0);
-    check_pointer(doc, "/foo/01", NULL, LODE_ENOTFOUND);  /* leading zero */
-    check_pointer(doc, "/foo/2", NULL, LODE_ENOTFOUND);
-    check_pointer(doc, "/foo/-", NULL, LODE_ENOTFOUND);   /* past the end */
-    check_pointer(doc, "/foo/-1", NULL, LODE_ENOTFOUND);
-    check_pointer(doc, "/foo/+1", NULL, LODE_ENOTFOUND);
-    check_pointer(doc, "/foo/99999999999999999999999", NULL, LODE_ENOTFOUND);
-    check_pointer(doc, "/foo/0/x", NULL, LODE_ENOTFOUND); /* into a string */
-    check_pointer(doc, "/a/b", NULL, LODE_ENOTFOUND);
-    check_pointer(doc, "/missing", NULL, LODE_ENOTFOUND);
-    check_pointer(doc, "/m~n", NULL, LODE_EINVAL);
-    check_pointer(doc, "/m~", NULL, LODE_EINVAL);
-    check_pointer(doc, "foo", NULL, LODE_EINVAL);
-    CHECK(webhook_pointer_valid("") && webhook_pointer_valid("/") &&
-          webhook_pointer_valid("/a~0~1") && !webhook_pointer_valid("a") &&
-          !webhook_pointer_valid("/~") && !webhook_pointer_valid("/~2") &&
-          !webhook_pointer_valid(NULL), "webhook_pointer_valid");
-    json_decref(doc);
-}
-
 static json_t *hook(const char *json)
 {
     json_error_t jerr;
@@ -355,6 +294,27 @@ static int extract(const char *hook_json, const char *body_json, char **text,
     json_decref(h);
     json_decref(b);
     return rc;
+}
+
+/* The title of webhook "g", event "42", from `hook_json` and `body`:
+ * `want` itself, or a message containing `want` when the hook's title
+ * pointer is bad (a pointer in `want` tells which). */
+static void check_title(const char *hook_json, json_t *body,
+                        const char *want)
+{
+    json_t *h = hook(hook_json);
+    char *title = (char *)1;
+    lode_error err = {0};
+    int rc = webhook_generic_title(h, body, "g", "42", &title, &err);
+    if (strstr(want, "pointer"))
+        CHECK(rc == LODE_EINVAL && !title && strstr(err.message, want),
+              "%s: rc %d: %s", hook_json, rc, err.message);
+    else
+        CHECK(rc == 0 && title && strcmp(title, want) == 0, "%s: %s",
+              hook_json, rc ? err.message : title);
+    if (!rc)
+        free(title);
+    json_decref(h);
 }
 
 static void test_generic_fields(void)
@@ -446,6 +406,12 @@ static void test_generic_fields(void)
           id ? id : "(null)");
     free(id);
     json_decref(h);
+
+    /* the title: its pointer's text, else "<name> <id>" */
+    check_title("{\"title\": \"/issue/labels\"}", b, "bug, export");
+    check_title("{}", b, "g 42");
+    check_title("{\"title\": \"/issue/user\"}", b,
+                "title pointer \"/issue/user\" is an object");
     json_decref(b);
 }
 
@@ -571,7 +537,6 @@ int main(void)
     test_config();
     test_config_generic();
     test_signature_any();
-    test_pointer();
     test_generic_fields();
     test_forward_rules();
     test_forwarder();
