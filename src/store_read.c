@@ -1,0 +1,407 @@
+/* store_read.c - every read of the store: listing collections, filtered
+ * top-k search, reading and finding documents, listing sources and stats
+ * (see store.h for the contract).
+ *
+ * Each call first catches up with writes made by other connections
+ * (store__refresh), so the in-memory vectors it scans match the file.
+ * Search ranks the in-memory vectors and only then reads the winners'
+ * text from SQLite; a winner deleted by another process in between is
+ * skipped rather than reported as an error.
+ */
+#include "store_int.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- collections ------------------------------------------------------ */
+
+void store_collections_free(store_collection_info *infos, size_t n)
+{
+    if (!infos)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(infos[i].name);
+        free(infos[i].model_id);
+    }
+    free(infos);
+}
+
+int store_list_collections(store *s, store_collection_info **out, size_t *n,
+                           lode_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    int rc = store__refresh(s, err);
+    if (rc)
+        return rc;
+    store_collection_info *infos = calloc(s->n_colls + 1, sizeof *infos);
+    if (!infos)
+        return lode_error_set(err, LODE_ENOMEM, "out of memory listing collections");
+    sqlite3_stmt *st;
+    if ((rc = store__prepare(s, "SELECT count(*) FROM documents WHERE collection_id = ?",
+                             &st, err))) {
+        free(infos);
+        return rc;
+    }
+    size_t count = 0;
+    for (size_t i = 0; i < s->n_colls; i++) {
+        const coll *c = s->colls[i];
+        store_collection_info *info = &infos[count++];
+        info->name = strdup(c->name);
+        info->model_id = strdup(c->model_id);
+        info->dimension = c->dimension;
+        info->distance = c->distance;
+        info->created = c->created;
+        info->chunks = (int64_t)c->vs.count;
+        sqlite3_bind_int64(st, 1, c->id);
+        int src = sqlite3_step(st);
+        info->documents = src == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+        sqlite3_reset(st);
+        if (src != SQLITE_ROW) {
+            rc = store__sql_error(s, src, "counting documents", err);
+            break;
+        }
+        if (!info->name || !info->model_id) {
+            rc = lode_error_set(err, LODE_ENOMEM, "out of memory listing collections");
+            break;
+        }
+    }
+    sqlite3_finalize(st);
+    if (rc) {
+        store_collections_free(infos, count);
+        return rc;
+    }
+    /* By name, for stable output. */
+    for (size_t i = 1; i < count; i++)
+        for (size_t j = i; j > 0 && strcmp(infos[j - 1].name, infos[j].name) > 0; j--) {
+            store_collection_info t = infos[j];
+            infos[j] = infos[j - 1];
+            infos[j - 1] = t;
+        }
+    *out = infos;
+    *n = count;
+    return 0;
+}
+
+/* ---- search ----------------------------------------------------------- */
+
+void store_results_free(store_result *results, size_t n)
+{
+    if (!results)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(results[i].text);
+        free(results[i].heading);
+        free(results[i].source);
+        free(results[i].title);
+        free(results[i].external_id);
+    }
+    free(results);
+}
+
+int store_search(store *s, const store_query *q, store_result **results,
+                 size_t *n_results, lode_error *err)
+{
+    *results = NULL;
+    *n_results = 0;
+    coll *c;
+    int rc = store__need_coll(s, q->collection, &c, err);
+    if (rc || (rc = store__check_model(c, q->model_id, q->dimension, "search", err)))
+        return rc;
+    if (!q->vector)
+        return lode_error_set(err, LODE_EINVAL, "search without a query vector");
+    for (int i = 0; i < q->dimension; i++)
+        if (!isfinite(q->vector[i]))
+            return lode_error_set(err, LODE_EINVAL, "the query vector holds a NaN "
+                                  "or infinity at %d", i);
+    if (q->k == 0)
+        return 0;
+
+    filter *f = NULL;
+    uint64_t *allow = NULL;
+    vecset_hit *hits = NULL;
+    store_result *res = NULL;
+    sqlite3_stmt *st = NULL;
+    size_t n_hits = 0, n = 0;
+    if ((rc = filter_parse(q->where_json, &f, err)))
+        return rc;
+    if (!filter_is_empty(f) && (rc = store__filter_bitmap(s, c, f, &allow, err)))
+        goto out;
+    size_t k = q->k < c->vs.count ? q->k : c->vs.count;
+    hits = malloc((k ? k : 1) * sizeof *hits);
+    res = calloc(k ? k : 1, sizeof *res);
+    if (!hits || !res) {
+        rc = lode_error_set(err, LODE_ENOMEM, "out of memory searching");
+        goto out;
+    }
+    if ((rc = vecset_search(&c->vs, q->vector, k, allow,
+                            q->use_min_score ? q->min_score : -INFINITY, hits,
+                            &n_hits, err)))
+        goto out;
+
+    if ((rc = store__prepare(s, "SELECT c.ordinal, c.char_start, c.char_end, c.text, "
+                                "c.heading, d.id, d.source, d.title, d.external_id "
+                                "FROM chunks c JOIN documents d ON d.id = c.document_id "
+                                "WHERE c.id = ?", &st, err)))
+        goto out;
+    for (size_t i = 0; i < n_hits; i++) {
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, hits[i].id);
+        int src = sqlite3_step(st);
+        if (src == SQLITE_DONE)
+            continue;   /* deleted by another process since we loaded */
+        if (src != SQLITE_ROW) {
+            rc = store__sql_error(s, src, "reading search results", err);
+            goto out;
+        }
+        store_result *r = &res[n++];
+        r->score = hits[i].score;
+        r->chunk_id = hits[i].id;
+        r->ordinal = sqlite3_column_int(st, 0);
+        r->char_start = sqlite3_column_int64(st, 1);
+        r->char_end = sqlite3_column_int64(st, 2);
+        r->document_id = sqlite3_column_int64(st, 5);
+        if (store__col_dup(st, 3, &r->text) || store__col_dup(st, 4, &r->heading) ||
+            store__col_dup(st, 6, &r->source) || store__col_dup(st, 7, &r->title) ||
+            store__col_dup(st, 8, &r->external_id) || (!r->text && !(r->text = strdup("")))) {
+            rc = lode_error_set(err, LODE_ENOMEM, "out of memory reading search results");
+            goto out;
+        }
+    }
+out:
+    sqlite3_finalize(st);
+    filter_free(f);
+    free(allow);
+    free(hits);
+    if (rc) {
+        store_results_free(res, n);
+        return rc;
+    }
+    *results = res;
+    *n_results = n;
+    return 0;
+}
+
+/* ---- reading documents ------------------------------------------------ */
+
+void store_document_free(store_document *doc)
+{
+    if (!doc)
+        return;
+    for (size_t i = 0; i < doc->n_chunks; i++) {
+        free(doc->chunks[i].text);
+        free(doc->chunks[i].heading);
+        free(doc->chunks[i].metadata_json);
+    }
+    free(doc->chunks);
+    free(doc->collection);
+    free(doc->source);
+    free(doc->external_id);
+    free(doc->title);
+    free(doc->metadata_json);
+    free(doc->content_sha256);
+    free(doc);
+}
+
+int store_get_document(store *s, int64_t doc_id, store_document **out, lode_error *err)
+{
+    *out = NULL;
+    store_document *doc = calloc(1, sizeof *doc);
+    if (!doc)
+        return lode_error_set(err, LODE_ENOMEM, "out of memory reading a document");
+    sqlite3_stmt *st;
+    int rc = store__prepare(s, "SELECT c.name, d.source, d.external_id, d.title, d.metadata, "
+                               "d.content_sha256, d.created, d.updated FROM documents d "
+                               "JOIN collections c ON c.id = d.collection_id WHERE d.id = ?",
+                            &st, err);
+    if (rc) {
+        free(doc);
+        return rc;
+    }
+    sqlite3_bind_int64(st, 1, doc_id);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        doc->id = doc_id;
+        doc->created = sqlite3_column_int64(st, 6);
+        doc->updated = sqlite3_column_int64(st, 7);
+        if (store__col_dup(st, 0, &doc->collection) || store__col_dup(st, 1, &doc->source) ||
+            store__col_dup(st, 2, &doc->external_id) || store__col_dup(st, 3, &doc->title) ||
+            store__col_dup(st, 4, &doc->metadata_json) ||
+            store__col_dup(st, 5, &doc->content_sha256))
+            rc = lode_error_set(err, LODE_ENOMEM, "out of memory reading a document");
+    } else if (src == SQLITE_DONE) {
+        rc = lode_error_set(err, LODE_ENOTFOUND, "there is no document with id %lld",
+                            (long long)doc_id);
+    } else {
+        rc = store__sql_error(s, src, "reading a document", err);
+    }
+    sqlite3_finalize(st);
+    if (rc)
+        goto fail;
+
+    if ((rc = store__prepare(s, "SELECT id, ordinal, text, char_start, char_end, token_count, "
+                                "heading, metadata FROM chunks WHERE document_id = ? "
+                                "ORDER BY ordinal", &st, err)))
+        goto fail;
+    sqlite3_bind_int64(st, 1, doc_id);
+    size_t cap = 0;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (doc->n_chunks == cap) {
+            cap = cap ? 2 * cap : 16;
+            store_chunk *grown = realloc(doc->chunks, cap * sizeof *grown);
+            if (!grown) {
+                rc = LODE_ENOMEM;
+                break;
+            }
+            doc->chunks = grown;
+        }
+        store_chunk *ch = &doc->chunks[doc->n_chunks++];
+        memset(ch, 0, sizeof *ch);
+        ch->id = sqlite3_column_int64(st, 0);
+        ch->ordinal = sqlite3_column_int(st, 1);
+        ch->char_start = sqlite3_column_int64(st, 3);
+        ch->char_end = sqlite3_column_int64(st, 4);
+        ch->token_count = sqlite3_column_int(st, 5);
+        if (store__col_dup(st, 2, &ch->text) || store__col_dup(st, 6, &ch->heading) ||
+            store__col_dup(st, 7, &ch->metadata_json)) {
+            rc = LODE_ENOMEM;
+            break;
+        }
+    }
+    sqlite3_finalize(st);
+    if (rc == LODE_ENOMEM)
+        rc = lode_error_set(err, LODE_ENOMEM, "out of memory reading a document");
+    else if (src != SQLITE_DONE)
+        rc = store__sql_error(s, src, "reading a document's chunks", err);
+    if (rc)
+        goto fail;
+    *out = doc;
+    return 0;
+fail:
+    store_document_free(doc);
+    return rc;
+}
+
+int store_find_document(store *s, const char *collection, const char *source,
+                        const char *external_id, int64_t *doc_id,
+                        char sha256[65], lode_error *err)
+{
+    *doc_id = 0;
+    if (sha256)
+        sha256[0] = '\0';
+    coll *c;
+    int rc = store__need_coll(s, collection, &c, err);
+    if (rc)
+        return rc;
+    if (!source && !external_id)
+        return lode_error_set(err, LODE_EINVAL, "finding a document needs a source "
+                              "or an external id");
+    char *sha = NULL;
+    if ((rc = store__find_doc_id(s, c->id, source, external_id, doc_id, &sha, err)))
+        return rc;
+    if (!*doc_id)
+        return lode_error_set(err, LODE_ENOTFOUND, "collection \"%s\" has no "
+                              "document with %s \"%s\"", c->name,
+                              external_id ? "external id" : "source",
+                              external_id ? external_id : source);
+    if (sha256 && sha)
+        snprintf(sha256, 65, "%s", sha);
+    free(sha);
+    return 0;
+}
+
+void store_strings_free(char **strings, size_t n)
+{
+    if (!strings)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(strings[i]);
+    free(strings);
+}
+
+int store_list_sources(store *s, const char *collection, char ***sources,
+                       size_t *n_out, lode_error *err)
+{
+    *sources = NULL;
+    *n_out = 0;
+    coll *c;
+    int rc = store__need_coll(s, collection, &c, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st;
+    if ((rc = store__prepare(s, "SELECT source FROM documents WHERE collection_id = ? AND "
+                                "source IS NOT NULL ORDER BY source", &st, err)))
+        return rc;
+    sqlite3_bind_int64(st, 1, c->id);
+    char **list = NULL;
+    size_t n = 0, cap = 0;
+    int src;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            char **grown = realloc(list, cap * sizeof *grown);
+            if (!grown) {
+                rc = LODE_ENOMEM;
+                break;
+            }
+            list = grown;
+        }
+        if (store__col_dup(st, 0, &list[n]) || !list[n]) {
+            rc = LODE_ENOMEM;
+            break;
+        }
+        n++;
+    }
+    sqlite3_finalize(st);
+    if (rc == LODE_ENOMEM)
+        rc = lode_error_set(err, LODE_ENOMEM, "out of memory listing sources");
+    else if (src != SQLITE_DONE)
+        rc = store__sql_error(s, src, "listing sources", err);
+    if (rc) {
+        store_strings_free(list, n);
+        return rc;
+    }
+    *sources = list;
+    *n_out = n;
+    return 0;
+}
+
+/* ---- stats ------------------------------------------------------------ */
+
+int store_get_stats(store *s, const char *collection, store_stats *out,
+                    lode_error *err)
+{
+    memset(out, 0, sizeof *out);
+    int rc = store__refresh(s, err);
+    if (rc)
+        return rc;
+    coll *only = NULL;
+    if (collection && (rc = store__need_coll(s, collection, &only, err)))
+        return rc;
+    sqlite3_stmt *st;
+    if ((rc = store__prepare(s, "SELECT count(*) FROM documents WHERE ?1 IS NULL OR "
+                                "collection_id = ?1", &st, err)))
+        return rc;
+    if (only)
+        sqlite3_bind_int64(st, 1, only->id);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW)
+        out->documents = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (src != SQLITE_ROW)
+        return store__sql_error(s, src, "counting documents", err);
+    for (size_t i = 0; i < s->n_colls; i++) {
+        if (only && s->colls[i] != only)
+            continue;
+        out->collections++;
+        out->chunks += (int64_t)s->colls[i]->vs.count;
+        out->bytes_in_memory += (int64_t)vecset_bytes(&s->colls[i]->vs);
+    }
+    char wal[4096];
+    snprintf(wal, sizeof wal, "%s-wal", s->path);
+    off_t main_size = store__file_size(s->path), wal_size = store__file_size(wal);
+    out->bytes_on_disk = (main_size > 0 ? main_size : 0) + (wal_size > 0 ? wal_size : 0);
+    return 0;
+}

@@ -1,0 +1,517 @@
+/* store_write.c - every change the store makes to its file: creating and
+ * deleting collections, adding, upserting and deleting documents, and
+ * vacuum (see store.h for the contract, store.c for the schema).
+ *
+ * Each call is one transaction (BEGIN IMMEDIATE ... COMMIT) whose steps go
+ * through store__step_write()/store__exec_write(), so the fault tests can
+ * fail any of them.  The in-memory vectors change only after COMMIT
+ * succeeded, and the room they need is reserved before it, so a failed
+ * write leaves both the file and the arrays as they were.  Chunks are
+ * validated inside the transaction, so a bad chunk in the middle of a
+ * document takes the same rollback path as a failed write.
+ */
+#include "store_int.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+/* Append a note to a message already set (no-op without room or err). */
+static void append_note(lode_error *err, const char *note)
+{
+    if (!err)
+        return;
+    size_t len = strlen(err->message), nl = strlen(note);
+    if (len + nl < sizeof err->message)
+        memcpy(err->message + len, note, nl + 1);
+}
+
+static void bind_text_or_null(sqlite3_stmt *st, int i, const char *text)
+{
+    if (text)
+        sqlite3_bind_text(st, i, text, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static int need_writable(store *s, const char *doing, lode_error *err)
+{
+    if (!s->read_only)
+        return 0;
+    return lode_error_set(err, LODE_EIO, "%s: cannot %s: the store is open "
+                          "read-only (%s)", s->path, doing, s->read_only_reason);
+}
+
+/* ---- collections ------------------------------------------------------ */
+
+int store_create_collection(store *s, const char *name, const char *model_id,
+                            int dimension, store_distance distance,
+                            lode_error *err)
+{
+    if (!name || !*name || !model_id || !*model_id)
+        return lode_error_set(err, LODE_EINVAL, "a collection needs a name and a model id");
+    if (dimension <= 0 || dimension > STORE_MAX_DIMENSION)
+        return lode_error_set(err, LODE_EINVAL, "collection \"%s\": dimension %d "
+                              "is out of range (1..%d)", name, dimension, STORE_MAX_DIMENSION);
+    if ((unsigned)distance > STORE_L2)
+        return lode_error_set(err, LODE_EINVAL, "collection \"%s\": unknown distance", name);
+    int rc = store__refresh(s, err);
+    if (rc)
+        return rc;
+    coll *c = store__find_coll(s, name);
+    if (c) {
+        if ((rc = store__check_model(c, model_id, dimension, "use", err)))
+            return rc;
+        if (c->distance != distance)
+            return lode_error_set(err, LODE_EINVAL, "collection \"%s\" already "
+                                  "exists with distance %s, not %s", name,
+                                  store__distance_names[c->distance],
+                                  store__distance_names[distance]);
+        return 0;
+    }
+    if ((rc = need_writable(s, "create a collection", err)))
+        return rc;
+
+    coll **grown = realloc(s->colls, (s->n_colls + 1) * sizeof *grown);
+    if (!grown)
+        return lode_error_set(err, LODE_ENOMEM, "out of memory creating a collection");
+    s->colls = grown;
+    int64_t now = (int64_t)time(NULL);
+    c = store__coll_new(s, 0, name, model_id, dimension, distance, now);
+    if (!c)
+        return lode_error_set(err, LODE_ENOMEM, "out of memory creating a collection");
+    c->has_chunk_metadata = 0;
+
+    sqlite3_stmt *st = NULL;
+    int src = store__exec_write(s, "BEGIN IMMEDIATE");
+    if (src != SQLITE_OK)
+        goto sql_fail;
+    if ((rc = store__prepare(s, "INSERT INTO collections (name, model_id, dimension, "
+                                "distance, created) VALUES (?, ?, ?, ?, ?)", &st, err)))
+        goto fail;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, model_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, dimension);
+    sqlite3_bind_text(st, 4, store__distance_names[distance], -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, now);
+    if ((src = store__step_write(s, st)) != SQLITE_DONE)
+        goto sql_fail;
+    c->id = sqlite3_last_insert_rowid(s->db);
+    if ((src = store__exec_write(s, "COMMIT")) != SQLITE_OK)
+        goto sql_fail;
+    sqlite3_finalize(st);
+    s->colls[s->n_colls++] = c;
+    return 0;
+
+sql_fail:
+    rc = store__sql_error(s, src, "creating a collection", err);
+fail:
+    sqlite3_finalize(st);
+    store__rollback(s);
+    store__coll_free(c);
+    return rc;
+}
+
+int store_delete_collection(store *s, const char *name, lode_error *err)
+{
+    coll *c;
+    int rc = store__need_coll(s, name, &c, err);
+    if (rc || (rc = need_writable(s, "delete a collection", err)))
+        return rc;
+    sqlite3_stmt *st = NULL;
+    int src = store__exec_write(s, "BEGIN IMMEDIATE");
+    if (src != SQLITE_OK)
+        goto sql_fail;
+    /* Cascades to documents, chunks and vectors. */
+    if ((rc = store__prepare(s, "DELETE FROM collections WHERE id = ?", &st, err)))
+        goto fail;
+    sqlite3_bind_int64(st, 1, c->id);
+    if ((src = store__step_write(s, st)) != SQLITE_DONE ||
+        (src = store__exec_write(s, "COMMIT")) != SQLITE_OK)
+        goto sql_fail;
+    sqlite3_finalize(st);
+    for (size_t i = 0; i < s->n_colls; i++)
+        if (s->colls[i] == c) {
+            s->colls[i] = s->colls[--s->n_colls];
+            break;
+        }
+    store__coll_free(c);
+    return 0;
+
+sql_fail:
+    rc = store__sql_error(s, src, "deleting a collection", err);
+fail:
+    sqlite3_finalize(st);
+    store__rollback(s);
+    return rc;
+}
+
+/* ---- documents: validation -------------------------------------------- */
+
+/* NULL or a JSON object; anything else is refused. */
+static int check_json_object(const char *json, const char *what, lode_error *err)
+{
+    if (!json)
+        return 0;
+    json_error_t jerr;
+    json_t *v = json_loads(json, 0, &jerr);
+    if (!v)
+        return lode_error_set(err, LODE_EINVAL, "%s is not valid JSON: %s "
+                              "(line %d, column %d)", what, jerr.text, jerr.line,
+                              jerr.column);
+    bool ok = json_is_object(v);
+    json_decref(v);
+    if (!ok)
+        return lode_error_set(err, LODE_EINVAL, "%s must be a JSON object", what);
+    return 0;
+}
+
+static int check_sha256(const char *sha, lode_error *err)
+{
+    if (!sha)
+        return 0;
+    size_t n = strlen(sha);
+    for (size_t i = 0; i < n; i++)
+        if (!((sha[i] >= '0' && sha[i] <= '9') || (sha[i] >= 'a' && sha[i] <= 'f')))
+            n = 0;
+    if (n != 64)
+        return lode_error_set(err, LODE_EINVAL, "content SHA-256 \"%.80s\" is not "
+                              "64 lowercase hex digits", sha);
+    return 0;
+}
+
+static const char *doc_name(const store_document_in *doc)
+{
+    return doc->source ? doc->source : doc->external_id ? doc->external_id : "(unnamed)";
+}
+
+/* ---- documents: writing ----------------------------------------------- */
+
+static int write_document(store *s, const char *collection,
+                          const store_document_in *doc, bool upsert,
+                          int64_t *doc_id_out, lode_error *err)
+{
+    const char *doing = upsert ? "upsert a document" : "add a document";
+    coll *c;
+    int rc = store__need_coll(s, collection, &c, err);
+    if (rc || (rc = need_writable(s, doing, err)))
+        return rc;
+    if ((rc = store__check_model(c, doc->model_id, c->dimension,
+                                 upsert ? "upsert into" : "add to", err)))
+        return rc;
+    if (doc->n_chunks && !doc->chunks)
+        return lode_error_set(err, LODE_EINVAL, "document \"%s\": no chunk array", doc_name(doc));
+    if (upsert && !doc->source && !doc->external_id)
+        return lode_error_set(err, LODE_EINVAL, "upsert needs a source path or an "
+                              "external id to find the document to replace");
+    if ((rc = check_json_object(doc->metadata_json, "document metadata", err)) ||
+        (rc = check_sha256(doc->content_sha256, err))) {
+        lode_error_prefix(err, "document \"%s\"", doc_name(doc));
+        return rc;
+    }
+
+    size_t dim = (size_t)c->dimension, n = doc->n_chunks;
+    float *vectors = malloc((n ? n : 1) * dim * sizeof(float));
+    int64_t *chunk_ids = malloc((n ? n : 1) * sizeof(int64_t));
+    unsigned char *blob = malloc(dim * sizeof(float));
+    sqlite3_stmt *st_doc = NULL, *st_chunk = NULL, *st_vec = NULL;
+    int src = SQLITE_OK;
+    int64_t doc_id = 0;
+    bool any_chunk_metadata = false;
+    if (!vectors || !chunk_ids || !blob) {
+        rc = lode_error_set(err, LODE_ENOMEM, "out of memory adding a document");
+        goto out;
+    }
+
+    if ((src = store__exec_write(s, "BEGIN IMMEDIATE")) != SQLITE_OK)
+        goto sql_fail;
+    int64_t by_ext = 0, by_source = 0;
+    if ((rc = store__find_doc_id(s, c->id, NULL, doc->external_id, &by_ext, NULL, err)) ||
+        (rc = store__find_doc_id(s, c->id, doc->source, NULL, &by_source, NULL, err)))
+        goto fail;
+    int64_t existing = doc->external_id ? by_ext : by_source;
+    if (!upsert && (by_ext || by_source)) {
+        rc = lode_error_set(err, LODE_EINVAL, "collection \"%s\" already has a "
+                            "document with %s \"%s\"; use upsert to replace it",
+                            c->name, by_ext ? "external id" : "source",
+                            by_ext ? doc->external_id : doc->source);
+        goto fail;
+    }
+    if (upsert && by_source && by_source != existing) {
+        rc = lode_error_set(err, LODE_EINVAL, "collection \"%s\": source \"%s\" "
+                            "already belongs to another document (id %lld)",
+                            c->name, doc->source, (long long)by_source);
+        goto fail;
+    }
+
+    int64_t now = (int64_t)time(NULL);
+    if (existing) {
+        rc = store__prepare(s, "UPDATE documents SET source = ?1, external_id = ?2, "
+                               "title = ?3, metadata = ?4, content_sha256 = ?5, "
+                               "updated = ?6 WHERE id = ?7", &st_doc, err);
+    } else {
+        rc = store__prepare(s, "INSERT INTO documents (source, external_id, title, "
+                               "metadata, content_sha256, created, updated, "
+                               "collection_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
+                            &st_doc, err);
+    }
+    if (rc)
+        goto fail;
+    bind_text_or_null(st_doc, 1, doc->source);
+    bind_text_or_null(st_doc, 2, doc->external_id);
+    bind_text_or_null(st_doc, 3, doc->title);
+    bind_text_or_null(st_doc, 4, doc->metadata_json);
+    bind_text_or_null(st_doc, 5, doc->content_sha256);
+    sqlite3_bind_int64(st_doc, 6, now);
+    sqlite3_bind_int64(st_doc, 7, existing ? existing : c->id);
+    if ((src = store__step_write(s, st_doc)) != SQLITE_DONE)
+        goto sql_fail;
+    doc_id = existing ? existing : sqlite3_last_insert_rowid(s->db);
+    if (existing) {
+        sqlite3_finalize(st_doc);
+        /* Cascades to the old vectors. */
+        if ((rc = store__prepare(s, "DELETE FROM chunks WHERE document_id = ?", &st_doc, err)))
+            goto fail;
+        sqlite3_bind_int64(st_doc, 1, doc_id);
+        if ((src = store__step_write(s, st_doc)) != SQLITE_DONE)
+            goto sql_fail;
+    }
+
+    if ((rc = store__prepare(s, "INSERT INTO chunks (document_id, ordinal, char_start, "
+                                "char_end, token_count, heading, metadata, text) "
+                                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", &st_chunk, err)) ||
+        (rc = store__prepare(s, "INSERT INTO vectors (chunk_id, collection_id, "
+                                "document_id, vector) VALUES (?, ?, ?, ?)", &st_vec, err)))
+        goto fail;
+    for (size_t i = 0; i < n; i++) {
+        const store_chunk_in *ch = &doc->chunks[i];
+        /* Checked here, inside the transaction, so that a bad chunk in the
+         * middle of a document exercises the same rollback as a failed
+         * write. */
+        if (ch->dimension != c->dimension || !ch->vector) {
+            rc = lode_error_set(err, LODE_EINVAL, "document \"%s\", chunk %zu: the "
+                                "vector has %d dimensions but collection \"%s\" "
+                                "(model \"%s\") needs %d", doc_name(doc), i,
+                                ch->vector ? ch->dimension : 0, c->name,
+                                c->model_id, c->dimension);
+            goto fail;
+        }
+        float *v = vectors + i * dim;
+        for (size_t j = 0; j < dim; j++) {
+            if (!isfinite(ch->vector[j])) {
+                rc = lode_error_set(err, LODE_EINVAL, "document \"%s\", chunk %zu: "
+                                    "the vector holds a NaN or infinity at %zu",
+                                    doc_name(doc), i, j);
+                goto fail;
+            }
+            v[j] = ch->vector[j];
+        }
+        if (c->distance == STORE_COSINE)
+            vecset_normalize(v, c->dimension);
+        if (ch->char_start < 0 || ch->char_end < ch->char_start || ch->token_count < 0) {
+            rc = lode_error_set(err, LODE_EINVAL, "document \"%s\", chunk %zu: bad "
+                                "offsets %lld..%lld or token count %d", doc_name(doc),
+                                i, (long long)ch->char_start, (long long)ch->char_end,
+                                ch->token_count);
+            goto fail;
+        }
+        if ((rc = check_json_object(ch->metadata_json, "chunk metadata", err))) {
+            lode_error_prefix(err, "document \"%s\", chunk %zu", doc_name(doc), i);
+            goto fail;
+        }
+        any_chunk_metadata |= ch->metadata_json != NULL;
+
+        sqlite3_reset(st_chunk);
+        sqlite3_bind_int64(st_chunk, 1, doc_id);
+        sqlite3_bind_int64(st_chunk, 2, (int64_t)i);
+        sqlite3_bind_int64(st_chunk, 3, ch->char_start);
+        sqlite3_bind_int64(st_chunk, 4, ch->char_end);
+        sqlite3_bind_int(st_chunk, 5, ch->token_count);
+        bind_text_or_null(st_chunk, 6, ch->heading);
+        bind_text_or_null(st_chunk, 7, ch->metadata_json);
+        sqlite3_bind_text(st_chunk, 8, ch->text ? ch->text : "", -1, SQLITE_STATIC);
+        if ((src = store__step_write(s, st_chunk)) != SQLITE_DONE)
+            goto sql_fail;
+        chunk_ids[i] = sqlite3_last_insert_rowid(s->db);
+
+        store__floats_to_le(v, c->dimension, blob);
+        sqlite3_reset(st_vec);
+        sqlite3_bind_int64(st_vec, 1, chunk_ids[i]);
+        sqlite3_bind_int64(st_vec, 2, c->id);
+        sqlite3_bind_int64(st_vec, 3, doc_id);
+        sqlite3_bind_blob(st_vec, 4, blob, (int)(dim * sizeof(float)), SQLITE_STATIC);
+        if ((src = store__step_write(s, st_vec)) != SQLITE_DONE)
+            goto sql_fail;
+    }
+
+    /* Make room first: after COMMIT the array update must not fail. */
+    if ((rc = vecset_reserve(&c->vs, c->vs.count + n, err)))
+        goto fail;
+    if ((src = store__exec_write(s, "COMMIT")) != SQLITE_OK)
+        goto sql_fail;
+
+    if (existing)
+        vecset_remove_groups(&c->vs, &doc_id, 1);
+    for (size_t i = 0; i < n; i++)
+        vecset_append(&c->vs, chunk_ids[i], doc_id, vectors + i * dim, NULL);
+    if (any_chunk_metadata)
+        c->has_chunk_metadata = 1;
+    if (doc_id_out)
+        *doc_id_out = doc_id;
+    rc = 0;
+    goto out;
+
+sql_fail:
+    if ((src & 0xff) == SQLITE_CONSTRAINT)
+        rc = lode_error_set(err, LODE_EINVAL, "document \"%s\" conflicts with a "
+                            "stored one: %s", doc_name(doc), sqlite3_errmsg(s->db));
+    else
+        rc = store__sql_error(s, src, upsert ? "upserting a document" : "adding a document", err);
+fail:
+    sqlite3_finalize(st_doc);
+    sqlite3_finalize(st_chunk);
+    sqlite3_finalize(st_vec);
+    st_doc = st_chunk = st_vec = NULL;
+    store__rollback(s);
+    append_note(err, "; nothing of this document was stored");
+out:
+    sqlite3_finalize(st_doc);
+    sqlite3_finalize(st_chunk);
+    sqlite3_finalize(st_vec);
+    free(vectors);
+    free(chunk_ids);
+    free(blob);
+    return rc;
+}
+
+int store_add_document(store *s, const char *collection,
+                       const store_document_in *doc, int64_t *doc_id,
+                       lode_error *err)
+{
+    return write_document(s, collection, doc, false, doc_id, err);
+}
+
+int store_upsert_document(store *s, const char *collection,
+                          const store_document_in *doc, int64_t *doc_id,
+                          lode_error *err)
+{
+    return write_document(s, collection, doc, true, doc_id, err);
+}
+
+/* Delete documents (ids sorted ascending) in one transaction, then drop
+ * their rows from the collection's array. */
+static int delete_documents(store *s, coll *c, const int64_t *ids, size_t n,
+                            lode_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+    int src = store__exec_write(s, "BEGIN IMMEDIATE");
+    if (src != SQLITE_OK)
+        goto sql_fail;
+    if ((rc = store__prepare(s, "DELETE FROM documents WHERE id = ?", &st, err)))
+        goto fail;
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, ids[i]);
+        if ((src = store__step_write(s, st)) != SQLITE_DONE)
+            goto sql_fail;
+    }
+    if ((src = store__exec_write(s, "COMMIT")) != SQLITE_OK)
+        goto sql_fail;
+    sqlite3_finalize(st);
+    vecset_remove_groups(&c->vs, ids, n);
+    return 0;
+
+sql_fail:
+    rc = store__sql_error(s, src, "deleting documents", err);
+fail:
+    sqlite3_finalize(st);
+    store__rollback(s);
+    append_note(err, "; nothing was deleted");
+    return rc;
+}
+
+int store_delete_document(store *s, int64_t doc_id, lode_error *err)
+{
+    int rc = store__refresh(s, err);
+    if (rc || (rc = need_writable(s, "delete a document", err)))
+        return rc;
+    sqlite3_stmt *st;
+    if ((rc = store__prepare(s, "SELECT collection_id FROM documents WHERE id = ?", &st, err)))
+        return rc;
+    sqlite3_bind_int64(st, 1, doc_id);
+    int src = sqlite3_step(st);
+    int64_t cid = src == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    if (src != SQLITE_ROW && src != SQLITE_DONE)
+        return store__sql_error(s, src, "looking up a document", err);
+    coll *c = NULL;
+    for (size_t i = 0; i < s->n_colls && !c; i++)
+        if (s->colls[i]->id == cid)
+            c = s->colls[i];
+    if (!c)
+        return lode_error_set(err, LODE_ENOTFOUND, "there is no document with id %lld",
+                              (long long)doc_id);
+    return delete_documents(s, c, &doc_id, 1, err);
+}
+
+int store_delete_where(store *s, const char *collection, const char *where_json,
+                       int64_t *n_deleted, lode_error *err)
+{
+    if (n_deleted)
+        *n_deleted = 0;
+    coll *c;
+    int rc = store__need_coll(s, collection, &c, err);
+    if (rc || (rc = need_writable(s, "delete documents", err)))
+        return rc;
+    filter *f;
+    if ((rc = filter_parse(where_json, &f, err)))
+        return rc;
+    if (filter_is_empty(f)) {
+        filter_free(f);
+        return lode_error_set(err, LODE_EINVAL, "refusing to delete by an empty "
+                              "filter (it would match every document); delete the "
+                              "collection instead");
+    }
+    doc_rec *docs;
+    size_t n_docs;
+    rc = store__load_doc_recs(s, c, f, &docs, &n_docs, err);
+    filter_free(f);
+    if (rc)
+        return rc;
+    int64_t *ids = malloc((n_docs ? n_docs : 1) * sizeof *ids);
+    size_t n = 0;
+    if (!ids) {
+        store__doc_recs_free(docs, n_docs);
+        return lode_error_set(err, LODE_ENOMEM, "out of memory deleting documents");
+    }
+    for (size_t i = 0; i < n_docs; i++)
+        if (docs[i].match)
+            ids[n++] = docs[i].id;          /* already sorted by id */
+    store__doc_recs_free(docs, n_docs);
+    if (n)
+        rc = delete_documents(s, c, ids, n, err);
+    free(ids);
+    if (!rc && n_deleted)
+        *n_deleted = (int64_t)n;
+    return rc;
+}
+
+/* ---- vacuum ----------------------------------------------------------- */
+
+int store_vacuum(store *s, lode_error *err)
+{
+    int rc = need_writable(s, "vacuum", err);
+    if (rc)
+        return rc;
+    int src = store__exec_write(s, "VACUUM");
+    if (src != SQLITE_OK)
+        return store__sql_error(s, src, "vacuuming", err);
+    src = sqlite3_exec(s->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+    if (src != SQLITE_OK)
+        return store__sql_error(s, src, "checkpointing after vacuum", err);
+    return 0;
+}
