@@ -11,8 +11,12 @@
 #include "metrics.h"
 #include "webhook.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -478,9 +482,32 @@ static void forward_counts(metrics *m, char *out, size_t size)
     snprintf(out, size, "%llu/%llu/%llu/%llu", v[0], v[1], v[2], v[3]);
 }
 
+/* A port that accepts connections (into the kernel's backlog) and never
+ * answers, so an attempt lasts until its timeout; -1 on failure. */
+static int silent_listener(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        listen(fd, 8) != 0 || getsockname(fd, (struct sockaddr *)&a, &len)) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
 static void test_forwarder(void)
 {
-    /* Nobody listens on port 1: every attempt is a connection error. */
+    /* Every attempt times out against a listener that never answers, so
+     * the first two events are still in flight when the third comes. */
+    int port = 0, lfd = silent_listener(&port);
+    CHECK(lfd >= 0, "listening socket");
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
     metrics *m = NULL;
     CHECK(metrics_create(NULL, 0, &m, NULL) == 0, "metrics");
     log_lines log = {"", 0};
@@ -494,12 +521,12 @@ static void test_forwarder(void)
         return;
     }
     const char *headers[] = {"X-Test: 1"};
-    forward_request r = {.url = "http://127.0.0.1:1/", .body = "{}",
+    forward_request r = {.url = url, .body = "{}",
                          .len = 2, .headers = headers, .n_headers = 1,
-                         .timeout_ms = 2000, .retries = 0,
+                         .timeout_ms = 300, .retries = 0,
                          .label = "test event 1"};
     CHECK(forward_submit(f, &r) == 0, "queued");
-    r.retries = 3;  /* the first fails at once, the next waits 0.5 s */
+    r.retries = 3;  /* the first times out, the next waits 0.5 s */
     r.label = "test event 2";
     CHECK(forward_submit(f, &r) == 0, "queued");
     r.label = "test event 3";
@@ -528,6 +555,8 @@ static void test_forwarder(void)
     forward_free(f);
     forward_free(NULL);
     metrics_free(m);
+    if (lfd >= 0)
+        close(lfd);
 }
 
 int main(void)
