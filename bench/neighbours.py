@@ -12,6 +12,11 @@ in the reference top-10 (recall@10).
 
     make model lode && .venv-bench/bin/python bench/neighbours.py
 """
+import json
+import subprocess
+
+import numpy as np
+
 d = json.load(open('tests/ref/minilm.json')); items = d['items']
 texts = [it['text'] for it in items]
 ref = np.array([it['embedding'] for it in items], dtype=np.float32)
