@@ -87,6 +87,22 @@ function post(path, body)
   return wrk.format("POST", path, JSON_HEADERS, body)
 end
 
+-- Make this script send the given requests in turn: init() builds them
+-- with build() (a list of wrk.format strings) and starts each thread at a
+-- different place; request() cycles.
+function cycle(build)
+  local requests, next_index = {}, 1
+  function init(args)
+    requests = build()
+    next_index = (thread_index or 0) * 7 % #requests + 1
+  end
+  function request()
+    local r = requests[next_index]
+    next_index = next_index % #requests + 1
+    return r
+  end
+end
+
 -- setup() runs once per wrk thread in the main Lua state: number them.
 local thread_count = 0
 function setup(thread)
