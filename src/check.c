@@ -37,17 +37,15 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include "err.h"
+#include "webhook.h"
 
 #define CHECK_DEFAULT_COLLECTION "default"
 #define CHECK_DEFAULT_FORM "lode-check"
 #define CHECK_DEFAULT_TIMEOUT "10"
 #define CHECK_MAX_ANSWER (8u << 20)  /* bytes of an answer we accept */
 #define CHECK_MESSAGE_MAX 240        /* characters of a server's text shown */
-#define CHECK_FORM_ID_MAX 100        /* as webhook.c: [A-Za-z0-9._-]{1,100} */
 #define CHECK_EMBED_INPUT "lode check"
 #define CHECK_QUERY "lode check: is this deployment answering searches?"
 #define CHECK_SEARCH_K 3
@@ -144,15 +142,6 @@ static int usage_error(const char *fmt, ...)
     return 2;
 }
 
-static bool valid_form_id(const char *s)
-{
-    size_t n = 0;
-    for (; s[n]; n++)
-        if (!isalnum((unsigned char)s[n]) && !strchr("._-", s[n]))
-            return false;
-    return n > 0 && n <= CHECK_FORM_ID_MAX;
-}
-
 /* Fill o from the environment, then argv.  Returns 0, 2 after printing a
  * usage error, or -1 after printing the help. */
 static int parse_options(int argc, char **argv, check_opts *o)
@@ -214,9 +203,9 @@ static int parse_options(int argc, char **argv, check_opts *o)
         return usage_error("--timeout must be a number of seconds from "
                            "0.001 to 86400, not '%s'", o->timeout);
     o->timeout_ms = (long)ceil(t * 1000.0);
-    if (!valid_form_id(o->form_id))
+    if (!webhook_name_ok(o->form_id))
         return usage_error("--form must be 1 to %d letters, digits, '.', "
-                           "'_' or '-', not '%s'", CHECK_FORM_ID_MAX,
+                           "'_' or '-', not '%s'", WEBHOOK_FORM_ID_MAX,
                            o->form_id);
     if (!*o->collection)
         return usage_error("--collection must not be empty");
@@ -723,19 +712,6 @@ static void check_search(checker *c, check_result *r)
     answer_free(&a);
 }
 
-/* base64(HMAC-SHA256(body, secret)) into out (45 bytes); false on error. */
-static bool tally_signature(const char *body, const char *secret,
-                            char out[45])
-{
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int mac_len = 0;
-    if (!HMAC(EVP_sha256(), secret, (int)strlen(secret),
-              (const unsigned char *)body, strlen(body), mac, &mac_len) ||
-        mac_len != 32)
-        return false;
-    return EVP_EncodeBlock((unsigned char *)out, mac, (int)mac_len) == 44;
-}
-
 /* The synthetic delivery: a FORM_RESPONSE with one answered field.  New
  * JSON text (free it), or NULL when out of memory. */
 static char *tally_payload(const char *form_id)
@@ -774,9 +750,9 @@ static void check_webhook(checker *c, check_result *r)
     }
     const char *secret = c->o.secret && *c->o.secret ? c->o.secret : NULL;
     const char *key = c->o.api_key && *c->o.api_key ? c->o.api_key : NULL;
-    char signature[45];
+    char signature[WEBHOOK_SIGNATURE_LEN + 1];
     char *body = tally_payload(c->o.form_id);
-    if (!body || (secret && !tally_signature(body, secret, signature))) {
+    if (!body || (secret && !webhook_sign(body, strlen(body), secret, signature))) {
         free(body);
         r->ms = 0;
         result_set(r, CHECK_FAIL, "cannot build the signed payload");

@@ -47,7 +47,6 @@
 #include "jsonptr.h"
 
 #define WEBHOOK_DEFAULT_K 5
-#define WEBHOOK_FORM_ID_MAX 100     /* also the longest generic name */
 #define WEBHOOK_COLLECTION_MAX 128  /* as api_store.c's names */
 #define WEBHOOK_FORWARD_QUEUE_MAX 1000000
 #define WEBHOOK_HEADER_MAX 200      /* the longest configured header name */
@@ -67,6 +66,11 @@ static bool valid_name(const char *s, size_t max)
         if (!isalnum((unsigned char)s[n]) && !strchr("._-", s[n]))
             return false;
     return n > 0 && n <= max;
+}
+
+bool webhook_name_ok(const char *s)
+{
+    return valid_name(s, WEBHOOK_FORM_ID_MAX);
 }
 
 /* An HTTP header name: 1..WEBHOOK_HEADER_MAX token characters (RFC 9110). */
@@ -220,7 +224,7 @@ static int check_generic(const char *name, json_t *hook, lode_error *err)
         "forward_headers", "forward_timeout_ms", "forward_retries"};
     char where[WEBHOOK_FORM_ID_MAX * 2 + 16];
     snprintf(where, sizeof where, "generic.%s", name);
-    if (!valid_name(name, WEBHOOK_FORM_ID_MAX))
+    if (!webhook_name_ok(name))
         return lode_error_set(err, LODE_EFORMAT, "%s: a webhook name is 1 "
                               "to %d letters, digits, '.', '_' or '-'",
                               where, WEBHOOK_FORM_ID_MAX);
@@ -389,19 +393,26 @@ static bool body_mac(const char *body, size_t len, const char *secret,
                 (const unsigned char *)body, len, mac, mac_len) != NULL;
 }
 
-bool webhook_signature_ok(const char *body, size_t len, const char *secret,
-                          const char *signature)
+bool webhook_sign(const char *body, size_t len, const char *secret,
+                  char out[WEBHOOK_SIGNATURE_LEN + 1])
 {
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int mac_len = 0;
-    if (!signature || !secret || !body_mac(body, len, secret, mac, &mac_len))
+    return body_mac(body, len, secret, mac, &mac_len) && mac_len == 32 &&
+           EVP_EncodeBlock((unsigned char *)out, mac, 32) ==
+               WEBHOOK_SIGNATURE_LEN;
+}
+
+bool webhook_signature_ok(const char *body, size_t len, const char *secret,
+                          const char *signature)
+{
+    char expected[WEBHOOK_SIGNATURE_LEN + 1];
+    if (!signature || !secret || !webhook_sign(body, len, secret, expected))
         return false;
-    unsigned char expected[4 * ((EVP_MAX_MD_SIZE + 2) / 3) + 1];
-    int n = EVP_EncodeBlock(expected, mac, (int)mac_len);
     /* the length of a valid signature is public (44 characters) */
-    if (n <= 0 || strlen(signature) != (size_t)n)
+    if (strlen(signature) != WEBHOOK_SIGNATURE_LEN)
         return false;
-    return CRYPTO_memcmp(expected, signature, (size_t)n) == 0;
+    return CRYPTO_memcmp(expected, signature, WEBHOOK_SIGNATURE_LEN) == 0;
 }
 
 bool webhook_signature_any_ok(const char *body, size_t len,
@@ -1054,7 +1065,7 @@ void api_webhook_tally(http_request *req, void *app)
     json_t *data = json_object_get(body, "data");
     const char *form_id = json_string_value(json_object_get(data, "formId"));
     if (!json_is_object(data) || !form_id ||
-        !valid_name(form_id, WEBHOOK_FORM_ID_MAX)) {
+        !webhook_name_ok(form_id)) {
         bad_payload(req, "a Tally payload needs data.formId: 1 to 100 "
                          "letters, digits, '.', '_' or '-'");
         return;

@@ -84,6 +84,15 @@ bool webhook_config_forwards(const webhook_config *c);
 /* The forwarding queue's capacity ("forward_queue"), 0 for the default. */
 size_t webhook_config_forward_queue(const webhook_config *c);
 
+/* Longest Tally form id or generic webhook name: [A-Za-z0-9._-]{1,100}. */
+#define WEBHOOK_FORM_ID_MAX 100
+bool webhook_name_ok(const char *name);
+
+/* base64(HMAC-SHA256(body, secret)), as Tally signs (44 characters and a
+ * NUL); false on failure. */
+#define WEBHOOK_SIGNATURE_LEN 44
+bool webhook_sign(const char *body, size_t len, const char *secret,
+                  char out[WEBHOOK_SIGNATURE_LEN + 1]);
 /* Is `signature` base64(HMAC-SHA256(body, secret))?  Constant time in the
  * signature's content; a NULL signature is false. */
 bool webhook_signature_ok(const char *body, size_t len, const char *secret,

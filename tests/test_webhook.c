@@ -26,6 +26,9 @@ static void test_signature(void)
      * nothing?", HMAC-SHA256 5bdcc146...ec3843 in base64. */
     const char *body = "what do ya want for nothing?";
     const char *good = "W9zBRr9gdU5qBCQmCJV1x1oAPwidJzmDnexYuWTsOEM=";
+    char signed_[WEBHOOK_SIGNATURE_LEN + 1];
+    CHECK(webhook_sign(body, strlen(body), "Jefe", signed_) &&
+          strcmp(signed_, good) == 0, "sign: the RFC's MAC in base64");
     CHECK(webhook_signature_ok(body, strlen(body), "Jefe", good), "good");
     CHECK(!webhook_signature_ok(body, strlen(body) - 1, "Jefe", good),
           "shorter body");
