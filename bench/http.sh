@@ -65,27 +65,11 @@ SOAK_CONNS=16
 WRK_TIMEOUT=30s     # wrk's default 2 s would count slow 256-connection
                     # embedding batches as timeouts instead of timing them
 
-# ---- wrk and curl from Debian ----------------------------------------------
-missing=""
-for p in wrk curl; do
-    command -v "$p" >/dev/null 2>&1 || missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-    if [ "$INSTALL" = 0 ]; then
-        echo "http.sh: missing:$missing (apt-get install$missing)" >&2
-        exit 1
-    fi
-    if [ "$(id -u)" = 0 ]; then SUDO=""
-    elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"
-    else
-        echo "http.sh: missing:$missing; run as root: apt-get install -y$missing" >&2
-        exit 1
-    fi
-    echo "http.sh: installing$missing" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    $SUDO apt-get update -qq || true
-    # shellcheck disable=SC2086 # the list is meant to split
-    $SUDO apt-get install -y -qq $missing >/dev/null
+# ---- wrk and curl from Debian (scripts/deps.sh installs them) -------------
+if [ "$INSTALL" = 0 ]; then
+    LODE_EXTRA_DEPS="wrk curl" scripts/deps.sh --check
+else
+    LODE_EXTRA_DEPS="wrk curl" scripts/deps.sh
 fi
 
 # ---- build, index, serve ----------------------------------------------------
