@@ -629,8 +629,8 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **ctx,
 {
     (void)c;
     http_server *s = cls;
-    /* only a connection that started holds a slot: the library may also
-     * report closing one that the accept policy refused */
+    /* release on the close of a connection seen to start, so that a
+     * close reported without a start can never release a slot twice */
     if (code == MHD_CONNECTION_NOTIFY_STARTED)
         *ctx = s;
     else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *ctx)
