@@ -112,7 +112,9 @@ int bert_scratch_reserve(bert_scratch *s, const bert_config *cfg,
     if ((size_t)max_len > s->len_cap || threads > s->scores_slots) {
         size_t len = (size_t)max_len > s->len_cap ? (size_t)max_len
                                                   : s->len_cap;
-        if (grow(&s->scores, (size_t)threads * len * len)) {
+        size_t per = kern_attention_scratch((int)len,
+                                            cfg->hidden / cfg->n_heads);
+        if (grow(&s->scores, (size_t)threads * per)) {
             bert_scratch_free(s);
             return lode_error_set(err, LODE_ENOMEM,
                                   "out of memory for attention over %d "
@@ -142,16 +144,8 @@ static void attention_head(const bert_config *cfg, const float *q,
 {
     int H = cfg->hidden, dh = H / cfg->n_heads, off = head * dh;
     float scale = 1.0f / sqrtf((float)dh);
-    /* scores[i][j] = q_i . k_j / sqrt(dh)              [len][len] */
-    kern_gemm_nt(len, len, dh, q + off, H, k + off, H, scores, len);
-    for (int i = 0; i < len; i++) {
-        float *row = scores + (size_t)i * len;
-        for (int j = 0; j < len; j++)
-            row[j] *= scale;
-        kern_softmax(row, len);
-    }
-    /* ctx_i = sum_j scores[i][j] v_j                   [len][dh] */
-    kern_gemm_nn(len, dh, len, scores, len, v + off, H, ctx + off, H);
+    kern_attention(len, dh, scale, q + off, k + off, v + off, H, ctx + off,
+                   H, scores);
 }
 
 /* Work shared with pool tasks.  Each task writes only its own rows (or its
@@ -181,8 +175,9 @@ static void task_attention(void *arg, int task, int thread)
     const fwd_ctx *c = arg;
     int i = task / c->cfg->n_heads, h = task % c->cfg->n_heads;
     size_t off = (size_t)c->seq_start[i] * c->cfg->hidden;
-    float *scores = c->s->scores + (size_t)thread * c->s->len_cap *
-                                       c->s->len_cap;
+    float *scores = c->s->scores +
+                    (size_t)thread * kern_attention_scratch(
+                        (int)c->s->len_cap, c->cfg->hidden / c->cfg->n_heads);
     attention_head(c->cfg, c->s->q + off, c->s->k + off, c->s->v + off,
                    c->s->ctx + off, c->seq_lens[i], h, scores);
 }

@@ -65,7 +65,7 @@ typedef struct bert_weights {
 typedef struct bert_scratch {
     size_t tokens_cap, len_cap;
     float *x, *q, *k, *v, *ctx, *tmp, *ffn; /* [T][H] x6, [T][I] */
-    float *scores;                          /* [threads][L][L] */
+    float *scores;    /* per thread: kern_attention_scratch(L, head dim) */
     int scores_slots;                       /* threads it has room for */
     int *pos, *seq_start;                   /* [T]: position, seq offsets */
 } bert_scratch;

@@ -153,8 +153,10 @@ static void gelu_scalar(float *x, size_t n)
         x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * (float)M_SQRT1_2));
 }
 
-static void softmax_scalar(float *x, int n)
+static void softmax_scalar(float *x, int n, float scale)
 {
+    for (int i = 0; i < n; i++)
+        x[i] *= scale;
     float max = x[0];
     for (int i = 1; i < n; i++)
         if (x[i] > max)
@@ -538,7 +540,43 @@ void kern_gelu(float *x, size_t n) { ops()->gelu(x, n); }
 void kern_softmax(float *x, int n)
 {
     if (n > 0)
-        ops()->softmax(x, n);
+        ops()->softmax(x, n, 1.0f);
+}
+
+/* Rows of K become columns of kt ([dh][lp], lp = len rounded up to 16,
+ * zero padding), so the scores are a plain A.B product whose inner loop
+ * streams whole vectors of keys: with dh = 32 or 64, a dot-product kernel
+ * (kern_gemm_nt) spends more time reducing across lanes than multiplying.
+ * Both compute each score as the sum over p in order from 0, one product
+ * at a time, so the values are those of kern_gemm_nt on the scalar path
+ * and are independent of tiling on the others. */
+static size_t attention_lp(int len) { return ((size_t)len + 15) / 16 * 16; }
+
+size_t kern_attention_scratch(int len, int dh)
+{
+    return (size_t)len * (size_t)len + (size_t)dh * attention_lp(len);
+}
+
+void kern_attention(int len, int dh, float scale, const float *q,
+                    const float *k, const float *v, int ld, float *ctx,
+                    int ldc, float *scratch)
+{
+    if (len <= 0 || dh <= 0)
+        return;
+    const kern_ops *o = ops();
+    size_t lp = attention_lp(len);
+    float *s = scratch, *kt = scratch + (size_t)len * len;
+    for (int p = 0; p < dh; p++) {
+        float *row = kt + (size_t)p * lp;
+        for (int j = 0; j < len; j++)
+            row[j] = k[(size_t)j * ld + p];
+        for (size_t j = (size_t)len; j < lp; j++)
+            row[j] = 0.0f;
+    }
+    o->gemm_nn(len, len, dh, q, ld, kt, (int)lp, s, len);   /* q_i . k_j */
+    for (int i = 0; i < len; i++)
+        o->softmax(s + (size_t)i * len, len, scale);
+    o->gemm_nn(len, dh, len, s, len, v, ld, ctx, ldc);      /* P . V */
 }
 
 void kern_add(float *y, const float *x, size_t n) { ops()->add(y, x, n); }

@@ -94,6 +94,18 @@ void kern_layernorm(float *x, int n, const float *gamma, const float *beta,
 void kern_gelu(float *x, size_t n);
 /* In place softmax over n values. */
 void kern_softmax(float *x, int n);
+
+/* One attention head over one sequence of len tokens:
+ *   ctx_i = sum_j softmax_j(q_i . k_j * scale) v_j      (i, j < len)
+ * q, k, v and ctx rows are dh floats, `ld` / `ldc` floats apart.  Each
+ * score is the same sequence of operations as kern_gemm_nt's output times
+ * scale, so results depend only on this head's rows (determinism as
+ * above).  `scratch` holds kern_attention_scratch(len, dh) floats; the
+ * caller owns it so that the hot path never allocates. */
+void kern_attention(int len, int dh, float scale, const float *q,
+                    const float *k, const float *v, int ld, float *ctx,
+                    int ldc, float *scratch);
+size_t kern_attention_scratch(int len, int dh);
 /* y[i] += x[i] */
 void kern_add(float *y, const float *x, size_t n);
 float kern_dot(const float *a, const float *b, int n);

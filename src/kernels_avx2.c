@@ -550,12 +550,15 @@ void AVX2 kern__avx2_gelu(float *x, size_t n)
     }
 }
 
-void AVX2 kern__avx2_softmax(float *x, int n)
+void AVX2 kern__avx2_softmax(float *x, int n, float scale)
 {
-    __m256 mx = _mm256_set1_ps(-INFINITY);
+    __m256 mx = _mm256_set1_ps(-INFINITY), sv = _mm256_set1_ps(scale);
     int i = 0;
-    for (; i + 8 <= n; i += 8)
-        mx = _mm256_max_ps(mx, _mm256_loadu_ps(x + i));
+    for (; i + 8 <= n; i += 8) {
+        __m256 y = _mm256_mul_ps(_mm256_loadu_ps(x + i), sv);
+        _mm256_storeu_ps(x + i, y);
+        mx = _mm256_max_ps(mx, y);
+    }
     float max;
     {
         __m128 h = _mm_max_ps(_mm256_castps256_ps128(mx),
@@ -564,9 +567,11 @@ void AVX2 kern__avx2_softmax(float *x, int n)
         h = _mm_max_ss(h, _mm_movehdup_ps(h));
         max = _mm_cvtss_f32(h);
     }
-    for (; i < n; i++)
+    for (; i < n; i++) {
+        x[i] *= scale;
         if (x[i] > max)
             max = x[i];
+    }
     __m256 mv = _mm256_set1_ps(max), sum = _mm256_setzero_ps();
     for (i = 0; i + 8 <= n; i += 8) {
         __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), mv));

@@ -224,44 +224,50 @@ static AVX512 void linear_f_avx512(const float *x, int m,
 
 /* ---- fp32: C = A . B -------------------------------------------------- */
 
+/* Tiles of 6 rows x 64 columns, or 12 rows x 32 columns where at most 32
+ * columns are left (attention's P.V, whose B is one head: 32 or 64 wide),
+ * so that no FMA works on masked-off lanes.  Every output is the same
+ * chain of FMAs over p whatever its tile. */
 #define NN_MR 6
 #define NN_NV 4 /* 64 columns */
+#define NN_MR_NARROW 12
+#define NN_NV_NARROW 2
 
-AVX512_INLINE void nn_tile(const int mr, const int full, int nc, int k,
-                           const float *a, size_t lda, const float *b,
-                           size_t ldb, float *c, size_t ldc)
+AVX512_INLINE void nn_tile(const int mr, const int nv, const int full,
+                           int nc, int k, const float *a, size_t lda,
+                           const float *b, size_t ldb, float *c, size_t ldc)
 {
-    __m512 acc[NN_MR][NN_NV];
+    __m512 acc[NN_MR_NARROW][NN_NV];
     __mmask16 mask[NN_NV];
 #pragma GCC unroll 4
-    for (int v = 0; v < NN_NV; v++) {
+    for (int v = 0; v < nv; v++) {
         int left = nc - 16 * v;
         mask[v] = left >= 16 ? 0xffff : left <= 0 ? 0 : tail_mask16(left);
     }
-#pragma GCC unroll 6
+#pragma GCC unroll 12
     for (int r = 0; r < mr; r++)
 #pragma GCC unroll 4
-        for (int v = 0; v < NN_NV; v++)
+        for (int v = 0; v < nv; v++)
             acc[r][v] = _mm512_setzero_ps();
     for (int p = 0; p < k; p++) {
         const float *bp = b + (size_t)p * ldb;
         __m512 bv[NN_NV];
 #pragma GCC unroll 4
-        for (int v = 0; v < NN_NV; v++)
+        for (int v = 0; v < nv; v++)
             bv[v] = full ? _mm512_loadu_ps(bp + 16 * v)
                          : _mm512_maskz_loadu_ps(mask[v], bp + 16 * v);
-#pragma GCC unroll 6
+#pragma GCC unroll 12
         for (int r = 0; r < mr; r++) {
             __m512 av = _mm512_set1_ps(a[r * lda + p]);
 #pragma GCC unroll 4
-            for (int v = 0; v < NN_NV; v++)
+            for (int v = 0; v < nv; v++)
                 acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
         }
     }
-#pragma GCC unroll 6
+#pragma GCC unroll 12
     for (int r = 0; r < mr; r++)
 #pragma GCC unroll 4
-        for (int v = 0; v < NN_NV; v++) {
+        for (int v = 0; v < nv; v++) {
             if (full)
                 _mm512_storeu_ps(c + r * ldc + 16 * v, acc[r][v]);
             else
@@ -272,23 +278,35 @@ AVX512_INLINE void nn_tile(const int mr, const int full, int nc, int k,
 
 #define NN_TILE_CASES(full)                                                 \
     switch (mr) {                                                           \
-    case 6: nn_tile(6, full, nc, k, ai, lda, bj, ldb, cij, ldc); break;     \
-    case 5: nn_tile(5, full, nc, k, ai, lda, bj, ldb, cij, ldc); break;     \
-    case 4: nn_tile(4, full, nc, k, ai, lda, bj, ldb, cij, ldc); break;     \
-    case 3: nn_tile(3, full, nc, k, ai, lda, bj, ldb, cij, ldc); break;     \
-    case 2: nn_tile(2, full, nc, k, ai, lda, bj, ldb, cij, ldc); break;     \
-    default: nn_tile(1, full, nc, k, ai, lda, bj, ldb, cij, ldc); break;    \
+    case 6: nn_tile(6, NN_NV, full, nc, k, ai, lda, bj, ldb, cij, ldc); break; \
+    case 5: nn_tile(5, NN_NV, full, nc, k, ai, lda, bj, ldb, cij, ldc); break; \
+    case 4: nn_tile(4, NN_NV, full, nc, k, ai, lda, bj, ldb, cij, ldc); break; \
+    case 3: nn_tile(3, NN_NV, full, nc, k, ai, lda, bj, ldb, cij, ldc); break; \
+    case 2: nn_tile(2, NN_NV, full, nc, k, ai, lda, bj, ldb, cij, ldc); break; \
+    default: nn_tile(1, NN_NV, full, nc, k, ai, lda, bj, ldb, cij, ldc); break; \
+    }
+
+#define NN_NARROW_CASES(full)                                               \
+    switch (mr) {                                                           \
+    case 12: nn_tile(12, NN_NV_NARROW, full, nc, k, ai, lda, bj, ldb, cij, ldc); break; \
+    case 8: nn_tile(8, NN_NV_NARROW, full, nc, k, ai, lda, bj, ldb, cij, ldc); break; \
+    case 4: nn_tile(4, NN_NV_NARROW, full, nc, k, ai, lda, bj, ldb, cij, ldc); break; \
+    case 2: nn_tile(2, NN_NV_NARROW, full, nc, k, ai, lda, bj, ldb, cij, ldc); break; \
+    default: nn_tile(1, NN_NV_NARROW, full, nc, k, ai, lda, bj, ldb, cij, ldc); break; \
     }
 
 static AVX512 void gemm_nn_avx512(int m, int n, int k, const float *a,
                                   int lda, const float *b, int ldb, float *c,
                                   int ldc)
 {
+    int wide = n / (16 * NN_NV) * (16 * NN_NV); /* columns in 64-wide tiles */
+    if (n - wide > 16 * NN_NV_NARROW)
+        wide = n;                           /* a masked 64-wide tile is fine */
     for (int i = 0; i < m; i += NN_MR) {
         int mr = m - i < NN_MR ? m - i : NN_MR;
         const float *ai = a + (size_t)i * lda;
-        for (int j = 0; j < n; j += 16 * NN_NV) {
-            int nc = n - j < 16 * NN_NV ? n - j : 16 * NN_NV;
+        for (int j = 0; j < wide; j += 16 * NN_NV) {
+            int nc = wide - j < 16 * NN_NV ? wide - j : 16 * NN_NV;
             const float *bj = b + j;
             float *cij = c + (size_t)i * ldc + j;
             if (nc == 16 * NN_NV) {
@@ -297,6 +315,23 @@ static AVX512 void gemm_nn_avx512(int m, int n, int k, const float *a,
                 NN_TILE_CASES(0)
             }
         }
+    }
+    if (wide == n)
+        return;
+    int j = wide, nc = n - wide;
+    const float *bj = b + j;
+    for (int i = 0; i < m;) {
+        int left = m - i;
+        int mr = left >= 12 ? 12 : left >= 8 ? 8 : left >= 4 ? 4
+               : left >= 2 ? 2 : 1;
+        const float *ai = a + (size_t)i * lda;
+        float *cij = c + (size_t)i * ldc + j;
+        if (nc == 16 * NN_NV_NARROW) {
+            NN_NARROW_CASES(1)
+        } else {
+            NN_NARROW_CASES(0)
+        }
+        i += mr;
     }
 }
 

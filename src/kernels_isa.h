@@ -43,7 +43,9 @@ typedef struct kern_ops {
     void (*layernorm)(float *x, int n, const float *gamma, const float *beta,
                       float eps);
     void (*gelu)(float *x, size_t n);
-    void (*softmax)(float *x, int n);
+    /* softmax(x * scale) in place; x * scale is stored first, so this is
+     * bitwise the scaling loop followed by the plain softmax. */
+    void (*softmax)(float *x, int n, float scale);
     void (*add)(float *y, const float *x, size_t n);
     float (*dot)(const float *a, const float *b, int n);
 } kern_ops;
@@ -62,7 +64,7 @@ int kern__avx2_linear_q8(const float *x, const kern_qx *qx, int m,
 void kern__avx2_layernorm(float *x, int n, const float *gamma,
                           const float *beta, float eps);
 void kern__avx2_gelu(float *x, size_t n);
-void kern__avx2_softmax(float *x, int n);
+void kern__avx2_softmax(float *x, int n, float scale);
 void kern__avx2_add(float *y, const float *x, size_t n);
 float kern__avx2_dot(const float *a, const float *b, int n);
 #endif

@@ -285,6 +285,90 @@ static void check_determinism(const char *isa, kern_type type, int m, int n,
 
 /* ---- element-wise ------------------------------------------------------ */
 
+/* ---- attention ---------------------------------------------------------- */
+
+/* kern_attention on one head of a [len][ld] q/k/v layout, against the
+ * scalar path (|ctx - ref| <= 2e-6: scores differ by rounding, softmax
+ * weights sum to 1 and |v| < 1; measured worst 1.15e-6), with the columns
+ * outside the head left alone and the same bits as the head copied into a
+ * compact [len][dh] layout (the result depends only on the head's rows).
+ * On the scalar path it must also be bitwise the composition it replaced:
+ * kern_gemm_nt, times scale, kern_softmax, kern_gemm_nn. */
+static void check_attention(const char *isa, int len, int dh, int ld)
+{
+    int off = ld - dh;                   /* the head is the last dh columns */
+    size_t n = (size_t)len * ld, nc = (size_t)len * dh;
+    float *q = rand_floats(n), *k = rand_floats(n), *v = rand_floats(n);
+    for (size_t i = 0; i < n; i++) {     /* spread scores out like a model's */
+        q[i] *= 3.0f;
+        k[i] *= 3.0f;
+    }
+    float scale = 1.0f / sqrtf((float)dh);
+    float *ref = malloc(n * sizeof *ref), *ctx = malloc(n * sizeof *ctx);
+    float *scratch = malloc(kern_attention_scratch(len, dh) * sizeof *scratch);
+    for (size_t i = 0; i < n; i++)
+        ref[i] = ctx[i] = 12345.0f;
+    use_isa("scalar");
+    kern_attention(len, dh, scale, q + off, k + off, v + off, ld, ref + off,
+                   ld, scratch);
+    if (!strcmp(isa, "scalar")) {        /* the old composition, bitwise */
+        float *s = malloc((size_t)len * len * sizeof *s);
+        float *old = malloc(nc * sizeof *old);
+        kern_gemm_nt(len, len, dh, q + off, ld, k + off, ld, s, len);
+        for (int i = 0; i < len; i++) {
+            for (int j = 0; j < len; j++)
+                s[(size_t)i * len + j] *= scale;
+            kern_softmax(s + (size_t)i * len, len);
+        }
+        kern_gemm_nn(len, dh, len, s, len, v + off, ld, old, dh);
+        int same = 1;
+        for (int i = 0; i < len; i++)
+            same &= !memcmp(old + (size_t)i * dh, ref + (size_t)i * ld + off,
+                            (size_t)dh * sizeof *old);
+        CHECK(same, "scalar attention len=%d dh=%d differs from "
+              "gemm_nt/softmax/gemm_nn", len, dh);
+        free(s);
+        free(old);
+    }
+    use_isa(isa);
+    kern_attention(len, dh, scale, q + off, k + off, v + off, ld, ctx + off,
+                   ld, scratch);
+    double worst = 0;
+    int pad_ok = 1;
+    for (int i = 0; i < len; i++)
+        for (int j = 0; j < ld; j++) {
+            float c = ctx[(size_t)i * ld + j], r = ref[(size_t)i * ld + j];
+            if (j < off) {
+                pad_ok &= c == 12345.0f;
+                continue;
+            }
+            double e = fabs((double)c - r) / 2e-6;
+            worst = e > worst || e != e ? e : worst;
+        }
+    CHECK(worst <= 1.0, "%s attention len=%d dh=%d: error %.3g x tolerance",
+          isa, len, dh, worst);
+    CHECK(pad_ok, "%s attention len=%d dh=%d wrote outside its head", isa,
+          len, dh);
+
+    /* the same head alone, rows dh apart: the same bits */
+    float *qc = malloc(nc * sizeof *qc), *kc = malloc(nc * sizeof *kc);
+    float *vc = malloc(nc * sizeof *vc), *cc = malloc(nc * sizeof *cc);
+    for (int i = 0; i < len; i++) {
+        memcpy(qc + (size_t)i * dh, q + (size_t)i * ld + off, dh * sizeof *q);
+        memcpy(kc + (size_t)i * dh, k + (size_t)i * ld + off, dh * sizeof *k);
+        memcpy(vc + (size_t)i * dh, v + (size_t)i * ld + off, dh * sizeof *v);
+    }
+    kern_attention(len, dh, scale, qc, kc, vc, dh, cc, dh, scratch);
+    int same = 1;
+    for (int i = 0; i < len; i++)
+        same &= !memcmp(cc + (size_t)i * dh, ctx + (size_t)i * ld + off,
+                        (size_t)dh * sizeof *cc);
+    CHECK(same, "%s attention len=%d dh=%d depends on the layout", isa, len,
+          dh);
+    free(q); free(k); free(v); free(ref); free(ctx); free(scratch);
+    free(qc); free(kc); free(vc); free(cc);
+}
+
 static void check_elementwise(const char *isa)
 {
     /* gelu over a dense grid and the interesting range */
@@ -518,6 +602,14 @@ int main(void)
                    simd_isas[i]);
     }
 
+    static const int att[][2] = { /* attention: len, head size */
+        { 1, 32 }, { 2, 32 }, { 7, 32 }, { 16, 32 }, { 17, 32 },
+        { 45, 32 }, { 128, 32 }, { 256, 32 }, { 13, 64 }, { 100, 64 },
+        { 33, 16 },
+    };
+    for (size_t a = 0; a < sizeof att / sizeof att[0]; a++)
+        check_attention("scalar", att[a][0], att[a][1], att[a][1] * 12);
+
     for (int s = 1; s < n_isas; s++) {
         const char *isa = isas[s];
         int before = test_failed;
@@ -532,6 +624,11 @@ int main(void)
         check_gemm_shape(isa, 13, 64, 13, 0);
         check_gemm_shape(isa, 130, 64, 130, 0);
         check_gemm_shape(isa, 5, 200, 300, 7);
+        /* P.V: 32 columns (12-row tiles), 64 + a narrow tail */
+        check_gemm_shape(isa, 37, 32, 37, 0);
+        check_gemm_shape(isa, 130, 32, 130, 352);
+        check_gemm_shape(isa, 50, 80, 20, 3);
+        check_gemm_shape(isa, 23, 96, 40, 0);
         static const int real_nk[][2] = {
             { 384, 384 }, { 1152, 384 }, { 1536, 384 }, { 384, 1536 },
         };
@@ -549,6 +646,9 @@ int main(void)
                                        real_nk[r][1]);
         }
         check_elementwise(isa);
+        for (size_t a = 0; a < sizeof att / sizeof att[0]; a++)
+            check_attention(isa, att[a][0], att[a][1],
+                            att[a][1] * 12 + (int)a % 3);
         printf("kernels: %s vs scalar: %s\n", isa,
                test_failed == before ? "ok" : "FAILED");
     }
