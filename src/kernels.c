@@ -420,8 +420,8 @@ void kern_linear(const float *x, int m, const kern_matrix *w,
 
 /* Work split for kern_linear_mt: a grid of row chunks x column chunks.
  * Column chunks come first (each thread then streams its own slice of the
- * weights); chunk widths are multiples of 48, which every path's register
- * tile divides, so no tile is split. */
+ * weights); chunk widths are multiples of 96, which every path's register
+ * tile (up to 32 columns) divides, so no tile is split. */
 typedef struct linear_job {
     const kern_ops *ops;
     const float *x;
@@ -489,11 +489,11 @@ void kern_linear_mt(struct pool *pool, const float *x, int m,
         .ops = ops(), .x = x, .m = m, .k = w->cols, .n = w->rows, .w = w,
         .bias = bias, .out = out,
     };
-    /* About 4 tasks per thread for balance, none narrower than 48. */
-    int max_col_chunks = (job.n + 47) / 48;
+    /* About 4 tasks per thread for balance, none narrower than 96. */
+    int max_col_chunks = (job.n + 95) / 96;
     int n_col = 4 * threads < max_col_chunks ? 4 * threads : max_col_chunks;
     int width = (job.n + n_col - 1) / n_col;
-    job.col_chunk = (width + 47) / 48 * 48;
+    job.col_chunk = (width + 95) / 96 * 96;
     job.n_col_chunks = (job.n + job.col_chunk - 1) / job.col_chunk;
     /* Rows split only when columns alone leave threads idle, or the
      * activations would not stay in cache. */
