@@ -4,9 +4,12 @@
  * (N, K) = (384, 384) Q/K/V/output, (1152, 384) fused QKV, (1536, 384) FFN
  * up, (384, 1536) FFN down; M (tokens in a batch) in 16, 128, 512, 2048.
  * Reports the median GFLOP/s over repeated runs and the share of the
- * machine's fp32 peak: 32 FLOP/cycle/core on Zen 4 (two 256-bit FMA pipes;
- * AVX-512 is double-pumped), times the clock - both the clock /proc/cpuinfo
- * reports and one measured here with a chain-free FMA loop.
+ * machine's fp32 peak, measured here with chain-free FMA loops of 256-bit
+ * and (on AVX-512 CPUs) 512-bit FMAs, the higher of the two: 32
+ * FLOP/cycle/core on Zen 4 (two 256-bit pipes; AVX-512 double-pumped), 64
+ * on Xeons with two 512-bit pipes.  The header line also gives the nominal
+ * figure from /proc/cpuinfo's clock and, with VNNI, the vpdpbusd peak in
+ * int8 GOP/s, the ceiling of the q8_0 column.
  *
  *   make bench && build/bench/gemm            # best path
  *   LODE_ISA=avx2 build/bench/gemm            # force a lower path
@@ -63,34 +66,91 @@ static double cpuinfo_mhz(void)
 }
 
 #if defined(__x86_64__)
-/* GFLOP/s of 12 independent 256-bit FMA chains on one core: the
- * attainable fp32 peak (2 FMA pipes x 8 lanes x 2 FLOP per cycle) at the
- * clock the core actually runs (boost included).  Thread CPU time, so
- * other load on the machine does not lower it. */
-__attribute__((target("avx2,fma"))) static double measure_peak(void)
+/* Peaks: independent chains of one instruction on one core, at the clock
+ * the core actually runs (boost included), in thread CPU time so that
+ * other load on the machine does not lower them.  Each burst runs `iters`
+ * rounds and returns a value derived from every chain, so none is dead. */
+static volatile float peak_sink;
+
+/* Best of 3 bursts, in G(FL)OP/s, given the operations per round. */
+static double best_rate(float (*burst)(long iters), double ops_per_round)
+{
+    long iters = 10000000;
+    double best = 0;
+    for (int rep = 0; rep < 3; rep++) {
+        double t0 = clock_now(CLOCK_THREAD_CPUTIME_ID);
+        peak_sink = burst(iters);
+        double rate = iters * ops_per_round /
+                      (clock_now(CLOCK_THREAD_CPUTIME_ID) - t0) / 1e9;
+        best = rate > best ? rate : best;
+    }
+    return best;
+}
+
+/* 12 chains of 256-bit FMAs: 2 pipes x 8 lanes x 2 FLOP per cycle. */
+__attribute__((target("avx2,fma"))) static float burst_fma256(long iters)
 {
     __m256 acc[12];
     for (int i = 0; i < 12; i++)
         acc[i] = _mm256_set1_ps((float)i);
     const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
-    long iters = 20000000;
-    double best = 0;
-    for (int rep = 0; rep < 3; rep++) {
-        double t0 = clock_now(CLOCK_THREAD_CPUTIME_ID);
-        for (long it = 0; it < iters; it++)
+    for (long it = 0; it < iters; it++)
 #pragma GCC unroll 12
-            for (int i = 0; i < 12; i++)
-                acc[i] = _mm256_fmadd_ps(acc[i], a, b);
-        double dt = clock_now(CLOCK_THREAD_CPUTIME_ID) - t0;
-        double gf = iters * 12.0 * 16 / dt / 1e9;
-        best = gf > best ? gf : best;
-    }
-    float sink = 0;
+        for (int i = 0; i < 12; i++)
+            acc[i] = _mm256_fmadd_ps(acc[i], a, b);
+    float s = 0;
     for (int i = 0; i < 12; i++)
-        sink += _mm256_cvtss_f32(acc[i]);
-    if (sink == 12345.0f)
-        printf("%g\n", sink);
-    return best;
+        s += _mm256_cvtss_f32(acc[i]);
+    return s;
+}
+
+/* 16 chains of 512-bit FMAs: double the 256-bit figure where there are two
+ * 512-bit pipes, the same on Zen 4 (double-pumped), less with one pipe or
+ * a lower AVX-512 clock. */
+__attribute__((target("avx512f"))) static float burst_fma512(long iters)
+{
+    __m512 acc[16];
+    for (int i = 0; i < 16; i++)
+        acc[i] = _mm512_set1_ps((float)i);
+    const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
+    for (long it = 0; it < iters; it++)
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; i++)
+            acc[i] = _mm512_fmadd_ps(acc[i], a, b);
+    float s = 0;
+    for (int i = 0; i < 16; i++)
+        s += _mm512_cvtss_f32(acc[i]);
+    return s;
+}
+
+/* 16 chains of vpdpbusd (64 int8 multiply-adds each): the ceiling of the
+ * q8_0 products on AVX-512 VNNI. */
+__attribute__((target("avx512f,avx512vnni"))) static float
+burst_vnni(long iters)
+{
+    __m512i acc[16];
+    for (int i = 0; i < 16; i++)
+        acc[i] = _mm512_set1_epi32(i);
+    const __m512i x = _mm512_set1_epi32(0x01010101);
+    const __m512i y = _mm512_set1_epi32(0x02020202);
+    for (long it = 0; it < iters; it++)
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; i++)
+            acc[i] = _mm512_dpbusd_epi32(acc[i], x, y);
+    int s = 0;
+    for (int i = 0; i < 16; i++)
+        s += _mm512_cvtsi512_si32(acc[i]);
+    return (float)s;
+}
+
+static double measure_peak(void) { return best_rate(burst_fma256, 12 * 16); }
+static double measure_peak512(void)
+{
+    return best_rate(burst_fma512, 16 * 32);
+}
+static double measure_vnni_peak(void)
+{
+    return best_rate(burst_vnni, 16 * 128);
 }
 #else
 static double measure_peak(void) { return 0; }
@@ -155,12 +215,21 @@ int main(int argc, char **argv)
     }
     kern_init();
     double mhz = cpuinfo_mhz();
-    double peak_measured = measure_peak();
+    double peak_measured = measure_peak(), peak512 = 0, vnni = 0;
+#if defined(__x86_64__)
+    if (strncmp(kern_isa_name(), "avx512", 6) == 0)
+        peak512 = measure_peak512();
+    if (strcmp(kern_isa_name(), "avx512vnni") == 0)
+        vnni = measure_vnni_peak();
+#endif
     double peak_nominal = 32.0 * mhz / 1000.0; /* GFLOP/s per core */
     double peak = peak_measured > 0 ? peak_measured : peak_nominal;
+    if (peak512 > peak)
+        peak = peak512;
     printf("path %s; cpuinfo %.0f MHz -> nominal peak %.1f GFLOP/s/core; "
-           "measured FMA peak %.1f GFLOP/s/core (used for %%)\n",
-           kern_isa_name(), mhz, peak_nominal, peak_measured);
+           "measured FMA peak %.1f GFLOP/s/core with 256-bit FMAs, %.1f with "
+           "512-bit (the higher is used for %%); vpdpbusd peak %.1f GOP/s\n",
+           kern_isa_name(), mhz, peak_nominal, peak_measured, peak512, vnni);
 
     pool *pool2 = NULL;
     if (pool_create(2, &pool2, NULL) != 0)
