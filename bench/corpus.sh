@@ -197,6 +197,7 @@ for v in "$LIMIT" "$MINB" "$MAXKB" "$JOBS"; do
     case $v in ''|*[!0-9]*) echo "corpus.sh: '$v' is not a number" >&2; exit 2 ;; esac
 done
 [ "$JOBS" -ge 1 ] || JOBS=1
+case $OUT in /*) ;; *) OUT="$PWD/$OUT" ;; esac   # later steps run in other directories
 export LC_ALL=C.UTF-8
 
 have_pkg() {

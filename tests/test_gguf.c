@@ -224,6 +224,33 @@ int main(void)
     }
     free(bad);
     free(good);
+
+    /* A file with no tensors needs no data section, so no padding after
+     * its metadata: llama.cpp's writer may end it right there, and its
+     * reader accepts that.  Every cut from the end of the metadata on
+     * opens; every cut into it is refused. */
+    CHECK(gguf_writer_new(&w, &err) == 0, "writer");
+    CHECK(gguf_set_str(w, "general.architecture", "bert") == 0, "set");
+    CHECK(gguf_write(w, path, &err) == 0, "write: %s", err.message);
+    gguf_writer_free(w);
+    good = slurp(path, &flen);
+    size_t meta_end = flen;
+    while (good && meta_end > 0 && good[meta_end - 1] == 0)
+        meta_end--;                   /* the last value is "bert" */
+    CHECK(good && meta_end > 24 && !memcmp(good + meta_end - 4, "bert", 4),
+          "tensorless file layout");
+    int opened = 0;
+    for (size_t cut = meta_end; cut <= flen; cut++)
+        opened += parse_copy(good, cut, &err) == 0;
+    CHECK(opened == (int)(flen - meta_end + 1),
+          "%d of %zu unpadded tensorless files opened: %s", opened,
+          flen - meta_end + 1, err.message);
+    refused = 0;
+    for (size_t cut = 0; cut < meta_end; cut++)
+        refused += parse_copy(good, cut, &err) != 0;
+    CHECK(refused == (int)meta_end, "%d of %zu cut tensorless files refused",
+          refused, meta_end);
+    free(good);
     unlink(path);
     TEST_MAIN_END();
 }
