@@ -1,11 +1,13 @@
 /* kernels_avx512.c - the AVX-512 paths (see kernels.h, kernels_avx2.c).
  *
- * The same algorithms as kernels_avx2.c, twice as wide and with 32
+ * Mostly the algorithms of kernels_avx2.c, twice as wide and with 32
  * registers, so bigger register tiles: fp32 dot-product tiles of 4 rows of
- * A x 6 weight rows (24 accumulators), A.B tiles of 6 rows x 64 columns.
- * Tails use AVX-512 masks instead of copies.  On Zen 4 a 512-bit FMA is
- * double-pumped (same FLOP/cycle as two 256-bit ones); the gain is fewer
- * instructions and loads per FMA and the extra registers.
+ * A x 6 weight rows (24 accumulators) for kern_gemm_nt, A.B tiles of 6
+ * rows x 64 columns.  Tails use AVX-512 masks instead of
+ * copies.  On Zen 4 a 512-bit FMA is double-pumped (same FLOP/cycle as two
+ * 256-bit ones); Xeons have two full-width pipes, where the dot-product
+ * tiles' lane reductions cost too much, so products with F32 and F16
+ * weights put up to 64 activation rows in lanes instead (linear_f_lanes).
  *
  * q8_0 with VNNI: weight rows are transposed 16 at a time into a panel
  * whose vector t holds int8 4t..4t+3 of each row's block, so one vpdpbusd
@@ -25,6 +27,7 @@
 #if defined(__x86_64__)
 
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #define AVX512_TARGET "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c"
@@ -215,13 +218,182 @@ static AVX512 void gemm_nt_avx512(int m, int n, int k, const float *a,
               c, ldc);
 }
 
+/* ---- F32 / F16 weights: out = x . W^T + b, activations in lanes -------- */
+
+/* For fp32 products the dot-product tiles above spend half their time
+ * outside the FMAs on CPUs with two 512-bit FMA pipes (lane reductions,
+ * scalar stores, six weight-row streams).  Here up to 64 activation rows
+ * are transposed into xt ([k][64], rows in lanes, zero beyond m) and each
+ * weight element is broadcast against them: a tile of xv vectors (16 rows
+ * each) by jr weight rows keeps xv * jr <= 24 accumulators, and every
+ * output is one chain of FMAs over p = 0..k-1 from zero, then + bias, so
+ * its bits do not depend on the tile, m or the thread split.  Transposing
+ * x costs one pass over 64 rows per block, shared by all n outputs. */
+#define FX_ROWS 64
+
+/* In-register transpose: r[c] becomes column c of the 16 x 16 block. */
+AVX512_INLINE void transpose16(__m512 r[16])
+{
+    __m512 t[16];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2],
+                                     _MM_SHUFFLE(1, 0, 1, 0));
+        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2],
+                                         _MM_SHUFFLE(3, 2, 3, 2));
+        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3],
+                                         _MM_SHUFFLE(1, 0, 1, 0));
+        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3],
+                                         _MM_SHUFFLE(3, 2, 3, 2));
+    }
+#pragma GCC unroll 2
+    for (int i = 0; i < 2; i++)
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++) {
+            t[8 * i + c] = _mm512_shuffle_f32x4(r[8 * i + c],
+                                                r[8 * i + 4 + c], 0x88);
+            t[8 * i + 4 + c] = _mm512_shuffle_f32x4(r[8 * i + c],
+                                                    r[8 * i + 4 + c], 0xdd);
+        }
+#pragma GCC unroll 8
+    for (int c = 0; c < 8; c++) {
+        r[c] = _mm512_shuffle_f32x4(t[c], t[8 + c], 0x88);
+        r[c + 8] = _mm512_shuffle_f32x4(t[c], t[8 + c], 0xdd);
+    }
+}
+
+/* xt[p][r] = x[r][p] for r < mr (<= 64), p < k; lanes of the last group
+ * past mr are zero, groups past it are not written (nor read). */
+static AVX512 void fx_pack(const float *x, int k, int mr, float *xt)
+{
+    for (int g = 0; g < (mr + 15) / 16; g++) {
+        int rows = mr - 16 * g < 16 ? mr - 16 * g : 16;
+        const float *xg = x + (size_t)16 * g * k;
+        for (int p = 0; p < k; p += 16) {
+            int np = k - p < 16 ? k - p : 16;
+            __mmask16 mk = np == 16 ? 0xffff : tail_mask16(np);
+            __m512 r[16];
+            for (int l = 0; l < 16; l++)
+                r[l] = l < rows ? _mm512_maskz_loadu_ps(
+                                      mk, xg + (size_t)l * k + p)
+                                : _mm512_setzero_ps();
+            transpose16(r);
+            for (int c = 0; c < np; c++)
+                _mm512_store_ps(xt + (size_t)(p + c) * FX_ROWS + 16 * g,
+                                r[c]);
+        }
+    }
+}
+
+AVX512_INLINE void fx_tile(const int xv, const int jr, int k, const float *xt,
+                           const float *const wr[16], __m512 acc[4][16])
+{
+#pragma GCC unroll 4
+    for (int v = 0; v < xv; v++)
+#pragma GCC unroll 16
+        for (int q = 0; q < jr; q++)
+            acc[v][q] = _mm512_setzero_ps();
+    for (int p = 0; p < k; p++) {
+        __m512 xa[4];
+#pragma GCC unroll 4
+        for (int v = 0; v < xv; v++)
+            xa[v] = _mm512_load_ps(xt + (size_t)p * FX_ROWS + 16 * v);
+#pragma GCC unroll 16
+        for (int q = 0; q < jr; q++) {
+            __m512 wb = _mm512_set1_ps(wr[q][p]);
+#pragma GCC unroll 4
+            for (int v = 0; v < xv; v++)
+                acc[v][q] = _mm512_fmadd_ps(xa[v], wb, acc[v][q]);
+        }
+    }
+}
+
+/* F32 weights are read in place; F16 rows are converted (exactly) into
+ * wbuf, jr rows at a time, once per block of 64 activation rows. */
+static AVX512 void linear_f_lanes(const float *x, int m,
+                                  const kern_matrix *w, const float *bias,
+                                  float *out, int n0, int n1, float *xt,
+                                  float *wbuf)
+{
+    int k = w->cols, n = w->rows;
+    size_t row_bytes = kern_row_bytes(w->type, k);
+    for (int i0 = 0; i0 < m; i0 += FX_ROWS) {
+        int mr = m - i0 < FX_ROWS ? m - i0 : FX_ROWS;
+        int xv = (mr + 15) / 16;
+        int jr = xv == 1 ? 16 : xv == 2 ? 12 : xv == 3 ? 8 : 6;
+        fx_pack(x + (size_t)i0 * k, k, mr, xt);
+        for (int j = n0; j < n1; j += jr) {
+            const float *wr[16];
+            for (int q = 0; q < jr; q++) { /* a short last tile repeats a row */
+                const void *row = (const char *)w->data +
+                                  (size_t)(j + q < n1 ? j + q : n1 - 1) *
+                                      row_bytes;
+                if (w->type == KERN_F32) {
+                    wr[q] = row;
+                    continue;
+                }
+                float *dst = wbuf + (size_t)q * k;
+                for (int p = 0; p < k; p += 16) {
+                    __mmask16 mk = k - p >= 16 ? 0xffff : tail_mask16(k - p);
+                    _mm512_mask_storeu_ps(dst + p, mk,
+                                          load_w16_tail(row, p, mk, 1));
+                }
+                wr[q] = dst;
+            }
+            __m512 acc[4][16];
+            switch (xv) {
+            case 1: fx_tile(1, 16, k, xt, wr, acc); break;
+            case 2: fx_tile(2, 12, k, xt, wr, acc); break;
+            case 3: fx_tile(3, 8, k, xt, wr, acc); break;
+            default: fx_tile(4, 6, k, xt, wr, acc); break;
+            }
+            int nq = n1 - j < jr ? n1 - j : jr;
+            for (int v = 0; v < xv; v++) {
+                int rows = mr - 16 * v < 16 ? mr - 16 * v : 16;
+                for (int q = 0; q < nq; q++) {
+                    float lane[16];
+                    _mm512_storeu_ps(lane, acc[v][q]);
+                    float *o = out + (size_t)(i0 + 16 * v) * n + j + q;
+                    for (int l = 0; l < rows; l++)
+                        o[(size_t)l * n] = bias ? lane[l] + bias[j + q]
+                                                : lane[l];
+                }
+            }
+        }
+    }
+}
+
 static AVX512 void linear_f_avx512(const float *x, int m,
                                    const kern_matrix *w, const float *bias,
                                    float *out, int n0, int n1)
 {
-    int f16 = w->type == KERN_F16;
-    nt_driver(m, n0, n1, w->cols, x, w->cols, w->data,
-              kern_row_bytes(w->type, w->cols), f16, bias, out, w->rows);
+    int k = w->cols, n = w->rows, f16 = w->type == KERN_F16;
+    float *xt = kern__scratch(1, (size_t)k * FX_ROWS * sizeof(float));
+    float *wbuf = f16 ? kern__scratch(0, (size_t)16 * k * sizeof(float))
+                      : NULL;
+    if (xt && (wbuf || !f16)) {
+        linear_f_lanes(x, m, w, bias, out, n0, n1, xt, wbuf);
+        return;
+    }
+    /* no scratch: the same FMA chains, one output at a time */
+    for (int i = 0; i < m; i++)
+        for (int j = n0; j < n1; j++) {
+            const float *xi = x + (size_t)i * k;
+            const char *row = (const char *)w->data +
+                              (size_t)j * kern_row_bytes(w->type, k);
+            float s = 0.0f;
+            for (int p = 0; p < k; p++)
+                s = fmaf(xi[p], f16 ? kern_f16_to_f32(((const uint16_t *)
+                                                           row)[p])
+                                    : ((const float *)row)[p],
+                         s);
+            out[(size_t)i * n + j] = bias ? s + bias[j] : s;
+        }
 }
 
 /* ---- fp32: C = A . B -------------------------------------------------- */
