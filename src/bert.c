@@ -136,18 +136,6 @@ static void embedding_row(const kern_matrix *m, int id, float *dst)
         kern_dequantize_row(m, id, dst);
 }
 
-/* Self-attention of one head over one sequence of `len` tokens.  q, k, v
- * and ctx point at the sequence's first row; rows are H floats apart. */
-static void attention_head(const bert_config *cfg, const float *q,
-                           const float *k, const float *v, float *ctx,
-                           int len, int head, float *scores)
-{
-    int H = cfg->hidden, dh = H / cfg->n_heads, off = head * dh;
-    float scale = 1.0f / sqrtf((float)dh);
-    kern_attention(len, dh, scale, q + off, k + off, v + off, H, ctx + off,
-                   H, scores);
-}
-
 /* Work shared with pool tasks.  Each task writes only its own rows (or its
  * own head's columns), so results do not depend on the thread count. */
 typedef struct fwd_ctx {
@@ -170,16 +158,20 @@ static void chunk_range(const fwd_ctx *c, int task, size_t *t0, size_t *t1)
     *t1 = c->tokens * (size_t)(task + 1) / (size_t)c->chunks;
 }
 
+/* Self-attention of one head over one sequence (task = sequence x heads +
+ * head), in this thread's slice of the attention scratch. */
 static void task_attention(void *arg, int task, int thread)
 {
     const fwd_ctx *c = arg;
     int i = task / c->cfg->n_heads, h = task % c->cfg->n_heads;
-    size_t off = (size_t)c->seq_start[i] * c->cfg->hidden;
-    float *scores = c->s->scores +
-                    (size_t)thread * kern_attention_scratch(
-                        (int)c->s->len_cap, c->cfg->hidden / c->cfg->n_heads);
-    attention_head(c->cfg, c->s->q + off, c->s->k + off, c->s->v + off,
-                   c->s->ctx + off, c->seq_lens[i], h, scores);
+    int H = c->cfg->hidden, dh = H / c->cfg->n_heads;
+    size_t off = (size_t)c->seq_start[i] * H + (size_t)h * dh;
+    float *scratch = c->s->scores +
+                     (size_t)thread *
+                         kern_attention_scratch((int)c->s->len_cap, dh);
+    kern_attention(c->seq_lens[i], dh, 1.0f / sqrtf((float)dh),
+                   c->s->q + off, c->s->k + off, c->s->v + off, H,
+                   c->s->ctx + off, H, scratch);
 }
 
 static void task_embed(void *arg, int task, int thread)

@@ -98,9 +98,9 @@ void kern_softmax(float *x, int n);
 /* One attention head over one sequence of len tokens:
  *   ctx_i = sum_j softmax_j(q_i . k_j * scale) v_j      (i, j < len)
  * q, k, v and ctx rows are dh floats, `ld` / `ldc` floats apart.  Each
- * score is the same sequence of operations as kern_gemm_nt's output times
- * scale, so results depend only on this head's rows (determinism as
- * above).  `scratch` holds kern_attention_scratch(len, dh) floats; the
+ * score is one in-order sum of products over dh (on the scalar path the
+ * same operations as kern_gemm_nt), times scale, so results depend only on
+ * this head's rows (determinism as above).  `scratch` holds kern_attention_scratch(len, dh) floats; the
  * caller owns it so that the hot path never allocates. */
 void kern_attention(int len, int dh, float scale, const float *q,
                     const float *k, const float *v, int ld, float *ctx,

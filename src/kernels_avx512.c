@@ -73,14 +73,7 @@ AVX512_INLINE __m512 reduce16(const __m512 v[16])
     return _mm512_permutexvar_ps(order, r);
 }
 
-AVX512_INLINE __m512 load_w16(const void *row, int p, int f16)
-{
-    if (f16)
-        return _mm512_cvtph_ps(_mm256_loadu_si256(
-            (const __m256i *)((const uint16_t *)row + p)));
-    return _mm512_loadu_ps((const float *)row + p);
-}
-
+/* 16 weights from p as floats: F16 (converted exactly) or F32, masked. */
 AVX512_INLINE __m512 load_w16_tail(const void *row, int p, __mmask16 mask,
                                    int f16)
 {
@@ -90,13 +83,16 @@ AVX512_INLINE __m512 load_w16_tail(const void *row, int p, __mmask16 mask,
     return _mm512_maskz_loadu_ps(mask, (const float *)row + p);
 }
 
-/* ---- fp32: C = A . W^T ------------------------------------------------ */
+/* ---- fp32: C = A . B^T (kern_gemm_nt) --------------------------------- */
 
+/* Dot-product tiles of 4 rows of A x 6 rows of B, each output's 16-lane
+ * accumulator reduced at the end.  Products with weights use
+ * linear_f_lanes below; these tiles serve kern_gemm_nt. */
 #define NT_MR 4
 #define NT_NR 6
 
 AVX512_INLINE void nt_tile(const int mr, int k, const float *a, size_t lda,
-                           const void *const w[NT_NR], int f16,
+                           const float *const b[NT_NR],
                            float res[NT_MR][NT_NR])
 {
     __m512 acc[NT_MR][NT_NR];
@@ -105,32 +101,18 @@ AVX512_INLINE void nt_tile(const int mr, int k, const float *a, size_t lda,
 #pragma GCC unroll 6
         for (int q = 0; q < NT_NR; q++)
             acc[r][q] = _mm512_setzero_ps();
-    int p = 0;
-    for (; p + 16 <= k; p += 16) {
-        __m512 av[NT_MR];
-#pragma GCC unroll 4
-        for (int r = 0; r < mr; r++)
-            av[r] = _mm512_loadu_ps(a + r * lda + p);
-#pragma GCC unroll 6
-        for (int q = 0; q < NT_NR; q++) {
-            __m512 wv = load_w16(w[q], p, f16);
-#pragma GCC unroll 4
-            for (int r = 0; r < mr; r++)
-                acc[r][q] = _mm512_fmadd_ps(av[r], wv, acc[r][q]);
-        }
-    }
-    if (p < k) {
-        __mmask16 mask = tail_mask16(k - p);
+    for (int p = 0; p < k; p += 16) {
+        __mmask16 mask = k - p >= 16 ? 0xffff : tail_mask16(k - p);
         __m512 av[NT_MR];
 #pragma GCC unroll 4
         for (int r = 0; r < mr; r++)
             av[r] = _mm512_maskz_loadu_ps(mask, a + r * lda + p);
 #pragma GCC unroll 6
         for (int q = 0; q < NT_NR; q++) {
-            __m512 wv = load_w16_tail(w[q], p, mask, f16);
+            __m512 bv = _mm512_maskz_loadu_ps(mask, b[q] + p);
 #pragma GCC unroll 4
             for (int r = 0; r < mr; r++)
-                acc[r][q] = _mm512_fmadd_ps(av[r], wv, acc[r][q]);
+                acc[r][q] = _mm512_fmadd_ps(av[r], bv, acc[r][q]);
         }
     }
     /* Reduce the accumulators 16 at a time (padding with zeros). */
@@ -150,72 +132,28 @@ AVX512_INLINE void nt_tile(const int mr, int k, const float *a, size_t lda,
             res[r][q] = sums[r * NT_NR + q];
 }
 
-/* One register tile at rows i.., columns j.. (clamped to je), stored
- * with the bias. */
-static inline __attribute__((always_inline, target(AVX512_TARGET))) void
-nt_tile_store(int mr, int k, const float *ai, int lda, const void *w,
-              size_t w_stride, int f16, const float *bias, float *c, int ldc,
-              int i, int j, int je)
-{
-    const void *wr[NT_NR];
-    for (int q = 0; q < NT_NR; q++) {
-        int row = j + q < je ? j + q : je - 1;
-        wr[q] = (const char *)w + (size_t)row * w_stride;
-    }
-    float res[NT_MR][NT_NR];
-    if (f16) {
-        if (mr == 4) nt_tile(4, k, ai, lda, wr, 1, res);
-        else if (mr == 2) nt_tile(2, k, ai, lda, wr, 1, res);
-        else nt_tile(1, k, ai, lda, wr, 1, res);
-    } else {
-        if (mr == 4) nt_tile(4, k, ai, lda, wr, 0, res);
-        else if (mr == 2) nt_tile(2, k, ai, lda, wr, 0, res);
-        else nt_tile(1, k, ai, lda, wr, 0, res);
-    }
-    int nq = je - j < NT_NR ? je - j : NT_NR;
-    for (int r = 0; r < mr; r++) {
-        float *ci = c + (size_t)(i + r) * ldc + j;
-        for (int q = 0; q < nq; q++)
-            ci[q] = bias ? res[r][q] + bias[j + q] : res[r][q];
-    }
-}
-
-/* C[i][j] for i < m, n0 <= j < n1, W rows `w_stride` bytes apart.
- * Blocked for cache: a block of A rows (~256 KB) stays in L2 while a
- * block of W rows (~96 KB) passes over it, each row tile of A (in L1)
- * meeting every W tile of the block.  Blocking changes no output's
- * arithmetic. */
-static AVX512 void nt_driver(int m, int n0, int n1, int k, const float *a,
-                             int lda, const void *w, size_t w_stride,
-                             int f16, const float *bias, float *c, int ldc)
-{
-    size_t stride = w_stride ? w_stride : 1;
-    int w_block = (int)(98304 / stride) / NT_NR * NT_NR;
-    int a_block = (int)(262144 / ((size_t)(k > 0 ? k : 1) * 4)) / NT_MR * NT_MR;
-    w_block = w_block < NT_NR ? NT_NR : w_block;
-    a_block = a_block < NT_MR ? NT_MR : a_block;
-    for (int ib = 0; ib < m; ib += a_block) {
-        int ie = ib + a_block < m ? ib + a_block : m;
-        for (int jb = n0; jb < n1; jb += w_block) {
-            int je = jb + w_block < n1 ? jb + w_block : n1;
-            for (int i = ib; i < ie;) {
-                int mr = ie - i >= 4 ? 4 : ie - i >= 2 ? 2 : 1;
-                const float *ai = a + (size_t)i * lda;
-                for (int j = jb; j < je; j += NT_NR)
-                    nt_tile_store(mr, k, ai, lda, w, w_stride, f16, bias, c,
-                                  ldc, i, j, je);
-                i += mr;
-            }
-        }
-    }
-}
-
 static AVX512 void gemm_nt_avx512(int m, int n, int k, const float *a,
                                   int lda, const float *b, int ldb, float *c,
                                   int ldc)
 {
-    nt_driver(m, 0, n, k, a, lda, b, (size_t)ldb * sizeof(float), 0, NULL,
-              c, ldc);
+    for (int i = 0; i < m;) {
+        int mr = m - i >= 4 ? 4 : m - i >= 2 ? 2 : 1;
+        const float *ai = a + (size_t)i * lda;
+        for (int j = 0; j < n; j += NT_NR) {
+            const float *br[NT_NR];
+            for (int q = 0; q < NT_NR; q++) /* a short last tile repeats */
+                br[q] = b + (size_t)(j + q < n ? j + q : n - 1) * ldb;
+            float res[NT_MR][NT_NR];
+            if (mr == 4) nt_tile(4, k, ai, lda, br, res);
+            else if (mr == 2) nt_tile(2, k, ai, lda, br, res);
+            else nt_tile(1, k, ai, lda, br, res);
+            int nq = n - j < NT_NR ? n - j : NT_NR;
+            for (int r = 0; r < mr; r++)
+                memcpy(c + (size_t)(i + r) * ldc + j, res[r],
+                       (size_t)nq * sizeof(float));
+        }
+        i += mr;
+    }
 }
 
 /* ---- F32 / F16 weights: out = x . W^T + b, activations in lanes -------- */
