@@ -49,32 +49,39 @@ const http_route api_routes[] = {
 };
 const int api_n_routes = (int)(sizeof api_routes / sizeof api_routes[0]);
 
-void api_process_reading(api *a, memstat_process *out)
+/* Readings of /proc and the cgroup files are shared for this long: a
+ * health check polled by a load balancer or scraped metrics then cost a
+ * lock, not file reads. */
+#define API_MEMSTAT_CACHE_MS 250
+
+/* Refresh a->mem and a->proc if older than API_MEMSTAT_CACHE_MS (a failed
+ * read keeps the previous value).  Caller holds mem_lock. */
+static void refresh_readings(api *a)
 {
     int64_t now = sched_now_ms();
+    if (a->mem_read_ms && now - a->mem_read_ms < API_MEMSTAT_CACHE_MS)
+        return;
+    memstat_system m;
+    memstat_process p = {0};
+    if (memstat_read_system(&m, NULL) == 0)
+        a->mem = m;
+    if (memstat_read_process(&p, NULL) == 0)
+        a->proc = p;
+    a->mem_read_ms = now;
+}
+
+void api_process_reading(api *a, memstat_process *out)
+{
     pthread_mutex_lock(&a->mem_lock);
-    if (!a->proc_read_ms || now - a->proc_read_ms >= 250) {
-        memstat_process p = {0};
-        if (memstat_read_process(&p, NULL) == 0) {
-            a->proc = p;
-            a->proc_read_ms = now;
-        }
-    }
+    refresh_readings(a);
     *out = a->proc;
     pthread_mutex_unlock(&a->mem_lock);
 }
 
 bool api_memory_reading(api *a, memstat_system *out)
 {
-    int64_t now = sched_now_ms();
     pthread_mutex_lock(&a->mem_lock);
-    if (!a->mem_read_ms || now - a->mem_read_ms >= 250) {
-        memstat_system m;
-        if (memstat_read_system(&m, NULL) == 0) {
-            a->mem = m;
-            a->mem_read_ms = now;
-        }
-    }
+    refresh_readings(a);
     *out = a->mem;
     pthread_mutex_unlock(&a->mem_lock);
     if (a->cfg.debug_memory_percent >= 0) {

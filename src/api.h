@@ -96,10 +96,9 @@ typedef struct api {
     pthread_mutex_t stats_lock;   /* guards stats (a cache for /health) */
     store_stats stats;
 
-    pthread_mutex_t mem_lock;     /* guards the memory reading cache */
-    int64_t mem_read_ms;
+    pthread_mutex_t mem_lock;     /* guards the memory readings below */
+    int64_t mem_read_ms;          /* when mem and proc were read */
     memstat_system mem;
-    int64_t proc_read_ms;         /* the same for the process (/health) */
     memstat_process proc;
 
     atomic_int shutting_down;

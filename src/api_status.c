@@ -137,8 +137,8 @@ void api_memory_status(http_request *req, void *app)
     api *a = app;
     memstat_system mem;
     bool pressure = api_memory_reading(a, &mem);
-    memstat_process proc = {0};
-    memstat_read_process(&proc, NULL);
+    memstat_process proc;
+    api_process_reading(a, &proc);
     sched_status st;
     sched_get_status(a->sched, &st);
     pthread_mutex_lock(&a->stats_lock);
@@ -167,8 +167,8 @@ void api_metrics(http_request *req, void *app)
     api *a = app;
     sched_status st;
     sched_get_status(a->sched, &st);
-    memstat_process proc = {0};
-    memstat_read_process(&proc, NULL);
+    memstat_process proc;
+    api_process_reading(a, &proc);
     memstat_system mem;
     api_memory_reading(a, &mem);
     pthread_mutex_lock(&a->stats_lock);
