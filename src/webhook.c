@@ -967,6 +967,27 @@ static delivery *delivery_new(http_request *req)
     return st;
 }
 
+/* A document title: at most WEBHOOK_TITLE_MAX bytes, cut at a character
+ * boundary (the input is valid UTF-8: a byte cut could make the stored
+ * title, and every JSON answer carrying it, invalid). */
+#define WEBHOOK_TITLE_MAX 511
+
+static char *request_title(http_request *req, const char *title)
+{
+    size_t len = strlen(title);
+    if (len > WEBHOOK_TITLE_MAX) {
+        len = WEBHOOK_TITLE_MAX;
+        while (len > 0 && ((unsigned char)title[len] & 0xC0) == 0x80)
+            len--;                          /* title[len] starts a char */
+    }
+    char *copy = http_alloc(req, len + 1);
+    if (copy) {
+        memcpy(copy, title, len);
+        copy[len] = '\0';
+    }
+    return copy;
+}
+
 /* The second half of both handlers, once the delivery is read: st has its
  * settings, webhook, form_id, event_id and collection.  Takes `text`
  * (malloc'd), `metadata` and `where` (references, where may be NULL).
@@ -994,7 +1015,7 @@ static void delivery_submit(http_request *req, api *a, delivery *st,
     st->catalog_where = where_json ? request_strdup(req, where_json) : NULL;
     st->self_where = self_json ? request_strdup(req, self_json) : NULL;
     st->doc.text = request_strdup(req, text);
-    st->doc.title = request_strdup(req, title);
+    st->doc.title = request_title(req, title);
     bool ok = st->doc.metadata_json && st->self_where && st->doc.text &&
               st->doc.title && (!where || st->catalog_where);
     free(meta_json);
@@ -1145,10 +1166,12 @@ void api_webhook_tally(http_request *req, void *app)
                                                               "formName"));
     const char *response_id = json_string_value(json_object_get(data,
                                                                 "responseId"));
-    char title[512];
-    snprintf(title, sizeof title, "%s%s%s", form_name ? form_name : form_id,
-             response_id ? " " : "", response_id ? response_id : "");
-    delivery_submit(req, a, st, text, metadata, where, title);
+    char *title = NULL;
+    if (asprintf(&title, "%s%s%s", form_name ? form_name : form_id,
+                 response_id ? " " : "", response_id ? response_id : "") < 0)
+        title = NULL;
+    delivery_submit(req, a, st, text, metadata, where, title ? title : "");
+    free(title);
 }
 
 /* ---- POST /webhook/{name} ------------------------------------------------ */
@@ -1206,9 +1229,6 @@ void api_webhook_generic(http_request *req, void *app)
         api_respond_lode_error(req, a, &err);
         return;
     }
-    char title[512];  /* cut at the length of a Tally title */
-    snprintf(title, sizeof title, "%s", t);
-    free(t);
     st = delivery_new(req);
     const char *event_id = st ? request_strdup(req, id) : NULL;
     free(id);
@@ -1216,6 +1236,7 @@ void api_webhook_generic(http_request *req, void *app)
         if (st)
             out_of_memory(req);
         free(text);
+        free(t);
         json_decref(metadata);
         return;
     }
@@ -1232,5 +1253,6 @@ void api_webhook_generic(http_request *req, void *app)
     json_t *from = json_pack("{s:s}", "webhook", name);
     json_object_update_missing(metadata, from);
     json_decref(from);
-    delivery_submit(req, a, st, text, metadata, where, title);
+    delivery_submit(req, a, st, text, metadata, where, t);
+    free(t);
 }

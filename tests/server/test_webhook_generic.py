@@ -123,6 +123,19 @@ def test_stores_and_answers(gen):
                                "draft": False, "webhook": "issues"}
 
 
+def test_long_title_cut_at_a_character(gen):
+    # 3-byte characters: 511 bytes would end inside the 171st
+    title = "\u20ac" * 300
+    r = post_signed(gen, issue("d-long", title, "body text"))
+    assert r.status_code == 200, r.text
+    doc = gen.get("/collections/webhook-issues/documents/d-long").json()
+    assert doc["title"] == "\u20ac" * 170
+    r = gen.post("/search", json={"query": "body text",
+                                  "collection": "webhook-issues"})
+    assert r.status_code == 200, r.text
+    assert any(x["title"] == "\u20ac" * 170 for x in r.json()["results"])
+
+
 def test_idempotent_on_the_id_pointer(gen):
     body = issue("d-dup", "Login broken", "Cannot sign in")
     first = post_signed(gen, body)
