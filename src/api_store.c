@@ -276,16 +276,11 @@ void api_search(http_request *req, void *app)
 
 /* ---- collections ------------------------------------------------------- */
 
-static const char *distance_name(store_distance d)
-{
-    return d == STORE_DOT ? "dot" : d == STORE_L2 ? "l2" : "cosine";
-}
-
 static json_t *collection_json(const store_collection_info *c)
 {
     return json_pack("{s:s,s:s,s:i,s:s,s:I,s:I,s:I}", "name", c->name,
                      "model", c->model_id, "dimension", c->dimension,
-                     "distance", distance_name(c->distance), "documents",
+                     "distance", store_distance_name(c->distance), "documents",
                      (json_int_t)c->documents, "chunks",
                      (json_int_t)c->chunks, "created",
                      (json_int_t)c->created);

@@ -496,7 +496,6 @@ static int print_json(json_t *j, lode_error *err)
     return rc;
 }
 
-static const char *const distance_names[] = {"cosine", "dot", "l2"};
 
 /* Parse only --db and --collection (allow_collection) for the simple
  * commands.  Returns 0 or the usage exit status. */
@@ -535,7 +534,7 @@ int cli_collections(int argc, char **argv)
             json_object_set_new(o, "model_id", json_string(infos[i].model_id));
             json_object_set_new(o, "dimension", json_integer(infos[i].dimension));
             json_object_set_new(o, "distance",
-                                json_string(distance_names[infos[i].distance]));
+                                json_string(store_distance_name(infos[i].distance)));
             json_object_set_new(o, "documents", json_integer(infos[i].documents));
             json_object_set_new(o, "chunks", json_integer(infos[i].chunks));
             json_object_set_new(o, "created", json_integer(infos[i].created));

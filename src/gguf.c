@@ -336,9 +336,8 @@ static int parse(gguf_file *f, lode_error *err)
     size_t header = (size_t)(c.p - f->base);
     size_t data_start = (header + f->alignment - 1) / f->alignment *
                         f->alignment;
-    if (n_tensors == 0)
-        return LODE_OK; /* no data section, so no padding needed either */
-    if (data_start > f->size)
+    /* no tensors: no data section, so no padding needed either */
+    if (n_tensors && data_start > f->size)
         return lode_error_set(err, LODE_EFORMAT,
                               "GGUF truncated before its tensor data");
     size_t data_size = f->size - data_start;

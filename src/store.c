@@ -102,6 +102,12 @@ static const char *const migrations[] = {
 
 const char *const store__distance_names[] = {"cosine", "dot", "l2"};
 
+const char *store_distance_name(store_distance d)
+{
+    return d >= STORE_COSINE && d <= STORE_L2 ? store__distance_names[d]
+                                              : "cosine";
+}
+
 /* ---- SQLite helpers --------------------------------------------------- */
 
 /* Turn a SQLite failure into a lode error with a sentence for the user. */

@@ -51,6 +51,9 @@ typedef enum store_distance {
     STORE_L2 = 2,
 } store_distance;
 
+/* "cosine", "dot" or "l2": the name the schema stores and the API shows. */
+const char *store_distance_name(store_distance d);
+
 typedef struct store_options {
     bool read_only;      /* open for search only, even when writable */
     bool int8_vectors;   /* hold vectors in memory as int8 + a scale per

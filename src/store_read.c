@@ -374,11 +374,10 @@ int store_get_stats(store *s, const char *collection, store_stats *out,
                     lode_error *err)
 {
     memset(out, 0, sizeof *out);
-    int rc = store__refresh(s, err);
+    coll *only = NULL;   /* store__need_coll refreshes, else we do */
+    int rc = collection ? store__need_coll(s, collection, &only, err)
+                        : store__refresh(s, err);
     if (rc)
-        return rc;
-    coll *only = NULL;
-    if (collection && (rc = store__need_coll(s, collection, &only, err)))
         return rc;
     sqlite3_stmt *st;
     if ((rc = store__prepare(s, "SELECT count(*) FROM documents WHERE ?1 IS NULL OR "
