@@ -40,6 +40,9 @@ const http_route api_routes[] = {
      "/collections/{name}/documents/{id}", 0, API_READ},
     {"DELETE", "/collections/{}/documents/{}", api_document_delete,
      "/collections/{name}/documents/{id}", 0, API_WRITE},
+    {"POST", "/chat", api_chat, "/chat", HTTP_JSON_BODY, API_READ | API_HEAVY},
+    {"POST", "/v1/chat/completions", api_chat_completions,
+     "/v1/chat/completions", HTTP_JSON_BODY, API_READ | API_HEAVY},
     /* authenticated by the form's or webhook's signature (webhook.c) */
     {"POST", "/webhook/tally", api_webhook_tally, "/webhook/tally",
      HTTP_JSON_BODY, API_PUBLIC | API_HEAVY},

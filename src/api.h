@@ -3,8 +3,9 @@
  *
  * Handlers live in api_status.c (health, model and memory status,
  * metrics, model load/unload), api_embed.c (/v1/embeddings, /v1/models)
- * api_store.c (search, collections, documents) and webhook.c (form
- * webhooks, stored through the documents path); server.c builds the
+ * api_store.c (search, collections, documents), webhook.c (form
+ * webhooks, stored through the documents path) and api_chat.c (RAG chat,
+ * also as OpenAI's chat completions); server.c builds the
  * api struct from flags and environment and owns its lifetime.
  *
  * Threads: handlers run on HTTP threads.  Model work goes through the
@@ -66,6 +67,25 @@ typedef struct api_config {
     int debug_load_delay_ms;      /* tests: slow model load */
     double debug_memory_percent;  /* tests: fake memory use; < 0: real */
     const char *webhooks_path;    /* --webhooks JSON file, or NULL */
+    /* chat (api_chat.c) and its LLM (llm.h) */
+    const char *llm_base_url;     /* NULL: LLM_DEFAULT_BASE_URL */
+    const char *llm_api_key;
+    const char *llm_model;
+    int llm_max_tokens;
+    double llm_temperature;
+    int llm_connect_timeout_ms;
+    int llm_timeout_s;            /* a whole call, retries included */
+    int llm_retries;
+    int breaker_failures;
+    int breaker_cooldown_s;
+    const char *guardrails;       /* off | standard | strict */
+    double chat_min_score;        /* best vector score below it: the
+                                     documents do not cover the question */
+    int chat_context_tokens;      /* prompt budget (estimated tokens) */
+    int chat_max_history;         /* history messages kept (the last) */
+    int chat_max_chars;           /* a question's characters */
+    int chat_max_question_tokens; /* a question's tokens (estimated) */
+    int chat_rewrite;             /* 1: the LLM rewrites follow-ups */
 } api_config;
 
 typedef enum api_store_state {
@@ -76,12 +96,15 @@ typedef enum api_store_state {
 
 struct webhook_config;
 struct forwarder;
+struct llm;
 
 typedef struct api {
     api_config cfg;
     struct webhook_config *webhooks;  /* from cfg.webhooks_path; may be NULL */
     struct forwarder *forwarder;  /* webhook forwarding; NULL unless some
                                      form or webhook has a forward_url */
+    struct llm *llm;              /* NULL when no LLM is configured */
+    int guard_level;              /* guard_level of cfg.guardrails */
     bool loopback;                /* listening on a loopback address only */
     sched *sched;
     metrics *metrics;
@@ -130,6 +153,17 @@ bool api_authorize(http_request *req, api *a, int route_class);
  * api_store_release unlocks it. */
 store *api_store_acquire(http_request *req, api *a);
 void api_store_release(api *a);
+
+/* The fields a search and a chat share: "collection" (default
+ * cfg.default_collection), "k" (or "top_k"; default_k, at most cfg.max_k)
+ * and "where" (validated; *where_json is its compact JSON in request
+ * memory, NULL when absent).  Answers 400 and returns false when one is
+ * bad.  Strings point into the body. */
+bool api_parse_search_fields(http_request *req, api *a, json_t *body,
+                             size_t default_k, const char **collection,
+                             size_t *k, char **where_json);
+/* A valid collection name, else 400 and false. */
+bool api_check_collection_name(http_request *req, const char *name);
 
 /* ---- the documents write path (api_store.c), shared with webhook.c ----
  * A handler fills an api_docs_state (first member of its request state,
@@ -184,5 +218,10 @@ void api_document_get(http_request *req, void *app);
 void api_document_delete(http_request *req, void *app);
 void api_webhook_tally(http_request *req, void *app);
 void api_webhook_generic(http_request *req, void *app);
+void api_chat(http_request *req, void *app);
+void api_chat_completions(http_request *req, void *app);
+/* The chat models of /v1/models (one per collection, api_chat.c): appends
+ * them to `data`. */
+void api_chat_models(api *a, json_t *data);
 
 #endif

@@ -367,6 +367,11 @@ void api_models(http_request *req, void *app)
         st.state == SCHED_LOADED ? "loaded"
         : st.state == SCHED_LOADING ? "loading"
         : st.state == SCHED_FAILED ? "failed" : "unloaded"));
-    http_respond_json(req, 200, json_pack("{s:s,s:[o]}", "object", "list",
-                                          "data", m));
+    if (m)
+        json_object_set_new(m, "type", json_string("embedding"));
+    json_t *data = json_pack("[o]", m);
+    if (data)
+        api_chat_models(a, data);
+    http_respond_json(req, 200, json_pack("{s:s,s:o}", "object", "list",
+                                          "data", data));
 }

@@ -8,6 +8,7 @@
  * refreshed after every write, so /health answers at once even while a
  * large write holds the store. */
 #include "api.h"
+#include "llm.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +77,15 @@ void api_health(http_request *req, void *app)
     const char *embedding = st.state == SCHED_LOADED ? "operational"
                           : st.state == SCHED_LOADING ? "loading"
                           : st.state == SCHED_FAILED ? "error" : "unloaded";
+    /* the LLM: answers go on without it (degraded), so it never makes the
+     * service unhealthy */
+    const char *llm_service = "not_configured";
+    breaker_snapshot br = {0};
+    if (a->llm) {
+        llm_breaker_state(a->llm, &br);
+        llm_service = br.state == BREAKER_CLOSED ? "operational"
+                    : br.state == BREAKER_OPEN ? "unavailable" : "recovering";
+    }
     const char *vector_store = ss == API_STORE_OPEN ? "operational"
                              : ss == API_STORE_OPENING ? "loading" : "error";
     json_t *o = model_fields(&st);
@@ -85,10 +95,19 @@ void api_health(http_request *req, void *app)
         o, "components",
         json_pack("{s:s,s:s,s:s,s:s}", "vector_store", vector_store,
                   "embedding_service", embedding, "llm_service",
-                  "not_configured", "memory_manager",
+                  llm_service, "memory_manager",
                   pressure ? "pressure" : "operational"));
     if (ss == API_STORE_FAILED)
         json_object_set_new(o, "store_error", json_string(store_err));
+    json_object_set_new(
+        o, "llm",
+        a->llm ? json_pack("{s:b,s:s,s:s,s:{s:s,s:i,s:f}}", "configured", 1,
+                           "model", llm_model_name(a->llm), "base_url",
+                           llm_base_url(a->llm), "breaker", "state",
+                           breaker_state_name(br.state),
+                           "consecutive_failures", br.consecutive_failures,
+                           "retry_in_s", (double)br.retry_in_ms / 1000.0)
+               : json_pack("{s:b}", "configured", 0));
     double uptime_h = (double)(sched_now_ms() - a->started_ms) / 3600000.0;
     json_object_set_new(
         o, "performance",
@@ -184,7 +203,15 @@ void api_metrics(http_request *req, void *app)
         .uptime_seconds = (double)(sched_now_ms() - a->started_ms) / 1000.0,
         .memory_percent_used = mem.percent_used,
         .in_flight = a->http ? http_in_flight(a->http) : 0,
+        .llm_configured = a->llm != NULL,
     };
+    if (a->llm) {
+        breaker_snapshot br;
+        llm_breaker_state(a->llm, &br);
+        g.breaker_state = (int)br.state;
+        g.breaker_opens = br.opens;
+        g.llm_pending = (int64_t)llm_pending(a->llm);
+    }
     char *text;
     size_t len;
     lode_error err = {0};

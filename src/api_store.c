@@ -103,6 +103,71 @@ static void free_job_vectors(void *p)
     free(job->vectors);
 }
 
+bool api_parse_search_fields(http_request *req, api *a, json_t *body,
+                             size_t default_k, const char **collection,
+                             size_t *k_out, char **where_json)
+{
+    json_t *coll = json_object_get(body, "collection");
+    if (coll && !json_is_null(coll)) {
+        if (!check_name(req, json_is_string(coll) ? json_string_value(coll)
+                                                  : NULL))
+            return false;
+        *collection = json_string_value(coll);
+    } else {
+        *collection = a->cfg.default_collection;
+    }
+    json_t *k = json_object_get(body, "k");
+    if (!k)
+        k = json_object_get(body, "top_k");
+    *k_out = default_k;
+    if (k && !json_is_null(k)) {
+        if (!json_is_integer(k) || json_integer_value(k) < 1 ||
+            json_integer_value(k) > a->cfg.max_k) {
+            http_respond_error(req, 400, "invalid_request_error", "invalid_k",
+                               "'k' must be an integer from 1 to %d",
+                               a->cfg.max_k);
+            return false;
+        }
+        *k_out = (size_t)json_integer_value(k);
+    }
+    *where_json = NULL;
+    json_t *where = json_object_get(body, "where");
+    if (where && !json_is_null(where)) {
+        if (!json_is_object(where)) {
+            http_respond_error(req, 400, "invalid_request_error",
+                               "invalid_where",
+                               "'where' must be a JSON object (a Chroma "
+                               "filter)");
+            return false;
+        }
+        /* refuse a bad filter now, not after embedding the query */
+        filter *f = NULL;
+        lode_error ferr = {0};
+        if (filter_parse_json(where, &f, &ferr)) {
+            http_respond_error(req, 400, "invalid_request_error",
+                               "invalid_where", "'where': %s", ferr.message);
+            return false;
+        }
+        filter_free(f);
+        char *w = json_dumps(where, JSON_COMPACT);
+        *where_json = w ? http_alloc(req, strlen(w) + 1) : NULL;
+        if (*where_json)
+            strcpy(*where_json, w);
+        free(w);
+        if (!*where_json) {
+            http_respond_error(req, 500, "server_error", "out_of_memory",
+                               "out of memory");
+            return false;
+        }
+    }
+    return true;
+}
+
+bool api_check_collection_name(http_request *req, const char *name)
+{
+    return check_name(req, name);
+}
+
 /* ---- POST /search -------------------------------------------------------- */
 
 typedef struct search_state {
@@ -197,58 +262,9 @@ void api_search(http_request *req, void *app)
     memset(st, 0, sizeof *st);
     st->query = json_string_value(query);
     st->query_len = json_string_length(query);
-    json_t *coll = json_object_get(body, "collection");
-    if (coll && !json_is_null(coll)) {
-        if (!check_name(req, json_is_string(coll) ? json_string_value(coll)
-                                                  : NULL))
-            return;
-        st->collection = json_string_value(coll);
-    } else {
-        st->collection = a->cfg.default_collection;
-    }
-    json_t *k = json_object_get(body, "k");
-    if (!k)
-        k = json_object_get(body, "top_k");
-    st->k = 5;
-    if (k && !json_is_null(k)) {
-        if (!json_is_integer(k) || json_integer_value(k) < 1 ||
-            json_integer_value(k) > a->cfg.max_k) {
-            http_respond_error(req, 400, "invalid_request_error", "invalid_k",
-                               "'k' must be an integer from 1 to %d",
-                               a->cfg.max_k);
-            return;
-        }
-        st->k = (size_t)json_integer_value(k);
-    }
-    json_t *where = json_object_get(body, "where");
-    if (where && !json_is_null(where)) {
-        if (!json_is_object(where)) {
-            http_respond_error(req, 400, "invalid_request_error",
-                               "invalid_where",
-                               "'where' must be a JSON object (a Chroma "
-                               "filter)");
-            return;
-        }
-        /* refuse a bad filter now, not after embedding the query */
-        filter *f = NULL;
-        lode_error ferr = {0};
-        if (filter_parse_json(where, &f, &ferr)) {
-            http_respond_error(req, 400, "invalid_request_error",
-                               "invalid_where", "'where': %s", ferr.message);
-            return;
-        }
-        filter_free(f);
-        char *w = json_dumps(where, JSON_COMPACT);
-        st->where_json = w ? http_alloc(req, strlen(w) + 1) : NULL;
-        if (st->where_json)
-            strcpy(st->where_json, w);
-        free(w);
-        if (!st->where_json) {
-            http_respond_error(req, 500, "server_error", "out_of_memory",
-                               "out of memory");
-            return;
-        }
-    }
+    if (!api_parse_search_fields(req, a, body, 5, &st->collection, &st->k,
+                                 &st->where_json))
+        return;
     json_t *min = json_object_get(body, "min_score");
     if (min && !json_is_null(min)) {
         if (!json_is_number(min)) {

@@ -21,8 +21,10 @@
  * on close.  (Were libmicrohttpd to fail setting up an accepted
  * connection, out of memory, its slot would stay taken.) */
 #include "http.h"
+#include "sbuf.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -75,8 +77,27 @@ struct http_request {
                                     body, answered once it is all in */
     size_t discarded;            /* body bytes dropped after body_error */
     bool suspended;
+    int fd;                      /* the connection's socket */
     struct timespec start;
 };
+
+/* A streamed answer: written by any thread, read by libmicrohttpd's
+ * content reader (on_stream_read) on an HTTP thread.  `lock` guards it
+ * all; references: the writer's and the response's. */
+struct http_stream {
+    pthread_mutex_t lock;
+    int refs;
+    struct MHD_Connection *conn;
+    int fd;
+    sbuf buf;
+    size_t off;                  /* bytes of buf already sent */
+    bool closed;                 /* the writer is done */
+    bool gone;                   /* the response ended, or the client left */
+    bool abort;                  /* end the response with an error */
+    bool suspended;              /* the reader parked the connection */
+};
+
+#define HTTP_STREAM_MAX_BUFFER (16u << 20)
 
 /* ---- pure helpers --------------------------------------------------- */
 
@@ -380,6 +401,174 @@ void http_resume(http_request *req)
     MHD_resume_connection(req->conn);
 }
 
+/* Is the peer of this socket gone?  A peek: 0 bytes is an orderly close,
+ * an error other than "nothing yet" a reset. */
+static bool socket_gone(int fd)
+{
+    if (fd < 0)
+        return false;
+    char c;
+    ssize_t r = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (r > 0)
+        return false;
+    if (r == 0)
+        return true;
+    return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+}
+
+bool http_client_gone(http_request *req)
+{
+    return socket_gone(req->fd);
+}
+
+/* ---- streamed answers ----------------------------------------------------- */
+
+static void stream_unref(http_stream *s)
+{
+    pthread_mutex_lock(&s->lock);
+    int left = --s->refs;
+    pthread_mutex_unlock(&s->lock);
+    if (left)
+        return;
+    sbuf_free(&s->buf);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+/* Wake a parked connection; lock held. */
+static void stream_wake(http_stream *s)
+{
+    if (s->suspended && !s->gone) {
+        s->suspended = false;
+        MHD_resume_connection(s->conn);
+    }
+}
+
+static ssize_t on_stream_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+    (void)pos;
+    http_stream *s = cls;
+    pthread_mutex_lock(&s->lock);
+    ssize_t n;
+    if (s->abort) {
+        n = MHD_CONTENT_READER_END_WITH_ERROR;
+    } else if (s->buf.len > s->off) {
+        size_t k = s->buf.len - s->off;
+        if (k > max)
+            k = max;
+        memcpy(out, s->buf.data + s->off, k);
+        s->off += k;
+        if (s->off == s->buf.len) {
+            s->off = 0;
+            s->buf.len = 0;
+        }
+        n = (ssize_t)k;
+    } else if (s->closed) {
+        n = MHD_CONTENT_READER_END_OF_STREAM;
+    } else {
+        /* nothing yet: park the connection until the next write (the
+         * pattern libmicrohttpd prescribes for a reader without data) */
+        s->suspended = true;
+        MHD_suspend_connection(s->conn);
+        n = 0;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+static void on_stream_free(void *cls)
+{
+    http_stream *s = cls;
+    pthread_mutex_lock(&s->lock);
+    s->gone = true;
+    s->suspended = false;
+    pthread_mutex_unlock(&s->lock);
+    stream_unref(s);
+}
+
+http_stream *http_respond_stream(http_request *req, int status,
+                                 const char *content_type)
+{
+    if (req->status)
+        return NULL;
+    http_stream *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    pthread_mutex_init(&s->lock, NULL);
+    s->refs = 2;
+    s->conn = req->conn;
+    s->fd = req->fd;
+    struct MHD_Response *r = MHD_create_response_from_callback(
+        MHD_SIZE_UNKNOWN, 16384, on_stream_read, s, on_stream_free);
+    if (!r) {
+        pthread_mutex_destroy(&s->lock);
+        free(s);
+        return NULL;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    MHD_add_response_header(r, "X-Accel-Buffering", "no");
+    for (int i = 0; i < req->n_headers; i++)
+        MHD_add_response_header(r, req->headers[i].name, req->headers[i].value);
+    if (atomic_load(&req->srv->quiesced))
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    bool queued = MHD_queue_response(req->conn, (unsigned)status, r) == MHD_YES;
+    req->status = queued ? status : 500;
+    MHD_destroy_response(r);   /* on_stream_free runs when it is done */
+    if (!queued) {
+        stream_unref(s);       /* the writer's reference; nothing to write to */
+        return NULL;
+    }
+    return s;
+}
+
+bool http_stream_write(http_stream *s, const char *data, size_t len)
+{
+    pthread_mutex_lock(&s->lock);
+    bool ok = !s->gone && !s->abort && !s->closed;
+    if (ok && s->buf.len + len > HTTP_STREAM_MAX_BUFFER) {
+        /* a client that does not read: give up on it */
+        s->abort = true;
+        ok = false;
+    } else if (ok) {
+        sbuf_append(&s->buf, data, len);
+        if (s->buf.oom) {
+            s->abort = true;
+            ok = false;
+        }
+    }
+    stream_wake(s);
+    pthread_mutex_unlock(&s->lock);
+    return ok;
+}
+
+void http_stream_close(http_stream *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->closed = true;
+    stream_wake(s);
+    pthread_mutex_unlock(&s->lock);
+}
+
+bool http_stream_gone(http_stream *s)
+{
+    pthread_mutex_lock(&s->lock);
+    if (!s->gone && !s->abort && s->suspended && socket_gone(s->fd)) {
+        /* let libmicrohttpd end it: the reader answers with an error */
+        s->abort = true;
+        stream_wake(s);
+    }
+    bool gone = s->gone || s->abort;
+    pthread_mutex_unlock(&s->lock);
+    return gone;
+}
+
+void http_stream_release(http_stream *s)
+{
+    if (s)
+        stream_unref(s);
+}
+
 /* ---- the libmicrohttpd callbacks -------------------------------------- */
 
 static bool method_is(const char *method, const char *want)
@@ -449,6 +638,9 @@ static http_request *begin_request(http_server *srv,
     req->conn = conn;
     req->method = method;
     req->route = -1;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    req->fd = ci ? (int)ci->connect_fd : -1;
     clock_gettime(CLOCK_MONOTONIC, &req->start);
     pthread_mutex_lock(&srv->lock);
     srv->in_flight++;

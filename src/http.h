@@ -131,6 +131,35 @@ void http_suspend(http_request *req);
 /* Thread-safe; exactly once per http_suspend. */
 void http_resume(http_request *req);
 
+/* Has the client of a suspended request closed its connection?  (A peek
+ * at the socket: libmicrohttpd does not watch suspended connections.)
+ * Call only while the request is suspended. */
+bool http_client_gone(http_request *req);
+
+/* ---- streamed answers --------------------------------------------------
+ * A body written over time (chunked transfer encoding), e.g. Server-Sent
+ * Events.  The handler starts it with http_respond_stream and returns;
+ * any thread then writes to the stream and closes it.  While the stream
+ * has nothing to send, the connection is suspended (no HTTP thread is
+ * held); a write resumes it.  The stream is shared by the response and
+ * the writer: each drops its reference, the writer with
+ * http_stream_release after closing. */
+typedef struct http_stream http_stream;
+
+/* Queue a streamed answer (content type and the headers added so far);
+ * NULL when it cannot be (the connection is going away). */
+http_stream *http_respond_stream(http_request *req, int status,
+                                 const char *content_type);
+/* Append bytes (copied); thread-safe.  False once the client is gone:
+ * nothing written will arrive, and the writer may stop. */
+bool http_stream_write(http_stream *s, const char *data, size_t len);
+/* The end: the answer finishes once what was written is sent. */
+void http_stream_close(http_stream *s);
+/* Is the client gone (closed the connection, or the response ended
+ * early)?  Notices a closed socket even while suspended. */
+bool http_stream_gone(http_stream *s);
+void http_stream_release(http_stream *s);
+
 /* ---- pure helpers (tested directly) ------------------------------------ */
 
 /* Does `path` match `pattern`?  Captured {} segments go to params[] as

@@ -10,11 +10,38 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "llm.h"
+#include "sbuf.h"
+
 /* Histogram bucket upper bounds in seconds (Prometheus' defaults, plus 30). */
 static const double bucket_le[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                    0.5,   1,    2.5,   5,    10,  30};
 #define N_BUCKETS (int)(sizeof bucket_le / sizeof bucket_le[0])
 #define MAX_STATUSES 24
+/* LLM call durations: the request buckets and a minute. */
+static const double llm_le[] = {0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60};
+#define N_LLM_BUCKETS (int)(sizeof llm_le / sizeof llm_le[0])
+/* Tokens of one LLM answer (completion) or prompt. */
+static const double token_le[] = {16, 32, 64, 128, 256, 512, 1024, 2048,
+                                  4096, 8192};
+#define N_TOKEN_BUCKETS (int)(sizeof token_le / sizeof token_le[0])
+
+typedef struct histogram {
+    uint64_t buckets[16];   /* not cumulative */
+    uint64_t count;
+    double sum;
+} histogram;
+
+static void hist_add(histogram *h, const double *le, int n, double v)
+{
+    int b = 0;
+    while (b < n && v > le[b])
+        b++;
+    if (b < n)
+        h->buckets[b]++;
+    h->count++;
+    h->sum += v;
+}
 
 typedef struct route_stats {
     char *name;
@@ -34,6 +61,10 @@ struct metrics {
     uint64_t forwards[METRICS_FORWARD_N];
     uint64_t requests;
     double latency_sum;
+    uint64_t llm_calls[LLM_OUTCOME_N];
+    histogram llm_seconds, llm_prompt_tokens, llm_completion_tokens;
+    uint64_t guard[METRICS_GUARD_N];
+    uint64_t chats[METRICS_CHAT_N];
 };
 
 int metrics_create(const char *const *route_names, int n_routes,
@@ -128,6 +159,41 @@ void metrics_add_forward(metrics *m, metrics_forward_result result)
     pthread_mutex_unlock(&m->lock);
 }
 
+void metrics_add_llm(metrics *m, int outcome, double seconds,
+                     int prompt_tokens, int completion_tokens)
+{
+    if (outcome < 0 || outcome >= LLM_OUTCOME_N)
+        return;
+    pthread_mutex_lock(&m->lock);
+    m->llm_calls[outcome]++;
+    hist_add(&m->llm_seconds, llm_le, N_LLM_BUCKETS, seconds);
+    if (prompt_tokens >= 0)
+        hist_add(&m->llm_prompt_tokens, token_le, N_TOKEN_BUCKETS,
+                 prompt_tokens);
+    if (completion_tokens >= 0)
+        hist_add(&m->llm_completion_tokens, token_le, N_TOKEN_BUCKETS,
+                 completion_tokens);
+    pthread_mutex_unlock(&m->lock);
+}
+
+void metrics_add_guard(metrics *m, metrics_guard_kind kind, uint64_t n)
+{
+    if ((int)kind < 0 || kind >= METRICS_GUARD_N || n == 0)
+        return;
+    pthread_mutex_lock(&m->lock);
+    m->guard[kind] += n;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void metrics_add_chat(metrics *m, metrics_chat_kind kind)
+{
+    if ((int)kind < 0 || kind >= METRICS_CHAT_N)
+        return;
+    pthread_mutex_lock(&m->lock);
+    m->chats[kind]++;
+    pthread_mutex_unlock(&m->lock);
+}
+
 double metrics_mean_latency_ms(metrics *m)
 {
     pthread_mutex_lock(&m->lock);
@@ -155,49 +221,34 @@ static void route_labels(const char *name, char *out, size_t size)
         snprintf(out, size, "route=\"%s\"", name);
 }
 
-/* A growing output buffer; on allocation failure `failed` sticks. */
-typedef struct outbuf {
-    char *s;
-    size_t len, cap;
-    int failed;
-} outbuf;
+#define put sbuf_printf
 
-__attribute__((format(printf, 2, 3)))
-static void put(outbuf *o, const char *fmt, ...)
+/* One histogram in the exposition format. */
+static void put_histogram(sbuf *o, const char *name, const char *labels,
+                          const histogram *h, const double *le, int n)
 {
-    if (o->failed)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(o->s + o->len, o->cap - o->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            o->failed = 1;
-            return;
-        }
-        if ((size_t)n < o->cap - o->len) {
-            o->len += (size_t)n;
-            return;
-        }
-        size_t cap = o->cap * 2 + (size_t)n + 1;
-        char *s = realloc(o->s, cap);
-        if (!s) {
-            o->failed = 1;
-            return;
-        }
-        o->s = s;
-        o->cap = cap;
+    uint64_t cum = 0;
+    const char *sep = labels[0] ? "," : "";
+    for (int b = 0; b < n; b++) {
+        cum += h->buckets[b];
+        put(o, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, le[b],
+            (unsigned long long)cum);
+    }
+    put(o, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep,
+        (unsigned long long)h->count);
+    if (labels[0]) {
+        put(o, "%s_sum{%s} %.6f\n", name, labels, h->sum);
+        put(o, "%s_count{%s} %llu\n", name, labels, (unsigned long long)h->count);
+    } else {
+        put(o, "%s_sum %.6f\n", name, h->sum);
+        put(o, "%s_count %llu\n", name, (unsigned long long)h->count);
     }
 }
 
 int metrics_render(metrics *m, const metrics_gauges *g, char **out,
                    size_t *len, lode_error *err)
 {
-    outbuf o = {malloc(8192), 0, 8192, 0};
-    if (!o.s)
-        return lode_error_set(err, LODE_ENOMEM, "out of memory");
-    o.s[0] = '\0';
+    sbuf o = {0};
     pthread_mutex_lock(&m->lock);
     put(&o, "# HELP lode_http_requests_total HTTP requests by route and "
             "status.\n# TYPE lode_http_requests_total counter\n");
@@ -219,18 +270,10 @@ int metrics_render(metrics *m, const metrics_gauges *g, char **out,
             continue;
         char labels[300];
         route_labels(r->name, labels, sizeof labels);
-        uint64_t cum = 0;
-        for (int b = 0; b < N_BUCKETS; b++) {
-            cum += r->buckets[b];
-            put(&o, "lode_http_request_duration_seconds_bucket{%s,le=\"%g\"} "
-                    "%llu\n", labels, bucket_le[b], (unsigned long long)cum);
-        }
-        put(&o, "lode_http_request_duration_seconds_bucket{%s,le=\"+Inf\"} "
-                "%llu\n", labels, (unsigned long long)r->count);
-        put(&o, "lode_http_request_duration_seconds_sum{%s} %.6f\n", labels,
-            r->sum_seconds);
-        put(&o, "lode_http_request_duration_seconds_count{%s} %llu\n", labels,
-            (unsigned long long)r->count);
+        histogram h = {.count = r->count, .sum = r->sum_seconds};
+        memcpy(h.buckets, r->buckets, sizeof r->buckets);
+        put_histogram(&o, "lode_http_request_duration_seconds", labels, &h,
+                      bucket_le, N_BUCKETS);
     }
     put(&o, "# HELP lode_embeddings_total Texts embedded.\n"
             "# TYPE lode_embeddings_total counter\nlode_embeddings_total %llu\n",
@@ -254,7 +297,54 @@ int metrics_render(metrics *m, const metrics_gauges *g, char **out,
     for (int i = 0; i < METRICS_FORWARD_N; i++)
         put(&o, "lode_webhook_forwards_total{result=\"%s\"} %llu\n",
             forward_names[i], (unsigned long long)m->forwards[i]);
+    put(&o, "# HELP lode_llm_requests_total LLM calls by result.\n"
+            "# TYPE lode_llm_requests_total counter\n");
+    for (int i = 0; i < LLM_OUTCOME_N; i++)
+        put(&o, "lode_llm_requests_total{result=\"%s\"} %llu\n",
+            llm_outcome_name((llm_outcome)i),
+            (unsigned long long)m->llm_calls[i]);
+    put(&o, "# HELP lode_llm_request_duration_seconds Time of an LLM call "
+            "from submission to its end, retries included.\n"
+            "# TYPE lode_llm_request_duration_seconds histogram\n");
+    put_histogram(&o, "lode_llm_request_duration_seconds", "",
+                  &m->llm_seconds, llm_le, N_LLM_BUCKETS);
+    put(&o, "# HELP lode_llm_tokens Tokens per LLM call as the server "
+            "reported them, by kind.\n# TYPE lode_llm_tokens histogram\n");
+    put_histogram(&o, "lode_llm_tokens", "kind=\"prompt\"",
+                  &m->llm_prompt_tokens, token_le, N_TOKEN_BUCKETS);
+    put_histogram(&o, "lode_llm_tokens", "kind=\"completion\"",
+                  &m->llm_completion_tokens, token_le, N_TOKEN_BUCKETS);
+    static const char *const guard_names[METRICS_GUARD_N] = {
+        "pii_email", "pii_phone", "pii_card", "pii_iban", "pii_national_id",
+        "invisible_characters", "injection_question", "injection_source",
+        "not_covered", "citation_removed", "citation_unsupported",
+        "strict_replaced"};
+    put(&o, "# HELP lode_guardrail_hits_total Guardrail findings by kind.\n"
+            "# TYPE lode_guardrail_hits_total counter\n");
+    for (int i = 0; i < METRICS_GUARD_N; i++)
+        put(&o, "lode_guardrail_hits_total{kind=\"%s\"} %llu\n",
+            guard_names[i], (unsigned long long)m->guard[i]);
+    static const char *const chat_names[METRICS_CHAT_N] = {
+        "llm", "degraded", "not_covered"};
+    put(&o, "# HELP lode_chat_answers_total Chat answers by how they were "
+            "made.\n# TYPE lode_chat_answers_total counter\n");
+    for (int i = 0; i < METRICS_CHAT_N; i++)
+        put(&o, "lode_chat_answers_total{mode=\"%s\"} %llu\n", chat_names[i],
+            (unsigned long long)m->chats[i]);
     pthread_mutex_unlock(&m->lock);
+    put(&o, "# HELP lode_llm_configured 1 when an LLM is configured.\n"
+            "# TYPE lode_llm_configured gauge\nlode_llm_configured %d\n",
+        g->llm_configured);
+    put(&o, "# HELP lode_llm_breaker_state The LLM circuit breaker: 0 closed, "
+            "1 half-open, 2 open.\n# TYPE lode_llm_breaker_state gauge\n"
+            "lode_llm_breaker_state %d\n", g->breaker_state);
+    put(&o, "# HELP lode_llm_breaker_opens_total Times the breaker opened.\n"
+            "# TYPE lode_llm_breaker_opens_total counter\n"
+            "lode_llm_breaker_opens_total %llu\n",
+        (unsigned long long)g->breaker_opens);
+    put(&o, "# HELP lode_llm_pending LLM calls queued or running.\n"
+            "# TYPE lode_llm_pending gauge\nlode_llm_pending %lld\n",
+        (long long)g->llm_pending);
     put(&o, "# HELP lode_http_requests_in_flight Requests being handled.\n"
             "# TYPE lode_http_requests_in_flight gauge\n"
             "lode_http_requests_in_flight %lld\n", (long long)g->in_flight);
@@ -279,11 +369,9 @@ int metrics_render(metrics *m, const metrics_gauges *g, char **out,
     put(&o, "# HELP lode_uptime_seconds Seconds since the server started.\n"
             "# TYPE lode_uptime_seconds gauge\nlode_uptime_seconds %.3f\n",
         g->uptime_seconds);
-    if (o.failed) {
-        free(o.s);
+    char *text = sbuf_take(&o, len);
+    if (!text)
         return lode_error_set(err, LODE_ENOMEM, "out of memory");
-    }
-    *out = o.s;
-    *len = o.len;
+    *out = text;
     return 0;
 }

@@ -43,6 +43,39 @@ typedef enum metrics_forward_result {
 } metrics_forward_result;
 void metrics_add_forward(metrics *m, metrics_forward_result result);
 
+/* The LLM client (llm.c): one finished call, its outcome (an llm_outcome),
+ * seconds from submission to the end and the tokens the server reported
+ * (-1 when it did not). */
+void metrics_add_llm(metrics *m, int outcome, double seconds,
+                     int prompt_tokens, int completion_tokens);
+
+/* Guardrail hits (api_chat.c), by kind. */
+typedef enum metrics_guard_kind {
+    METRICS_GUARD_PII_EMAIL = 0,   /* the five GUARD_PII_* kinds, in order */
+    METRICS_GUARD_PII_PHONE,
+    METRICS_GUARD_PII_CARD,
+    METRICS_GUARD_PII_IBAN,
+    METRICS_GUARD_PII_NATIONAL_ID,
+    METRICS_GUARD_INVISIBLE,       /* invisible characters stripped */
+    METRICS_GUARD_INJECTION_QUESTION,
+    METRICS_GUARD_INJECTION_SOURCE,
+    METRICS_GUARD_NOT_COVERED,     /* below the relevance threshold */
+    METRICS_GUARD_CITATION_REMOVED,
+    METRICS_GUARD_CITATION_UNSUPPORTED,
+    METRICS_GUARD_STRICT_REPLACED, /* strict: answer without support */
+    METRICS_GUARD_N,
+} metrics_guard_kind;
+void metrics_add_guard(metrics *m, metrics_guard_kind kind, uint64_t n);
+
+/* Chat answers by how they were made. */
+typedef enum metrics_chat_kind {
+    METRICS_CHAT_LLM = 0,          /* the LLM answered */
+    METRICS_CHAT_DEGRADED,         /* extractive, the LLM was unavailable */
+    METRICS_CHAT_NOT_COVERED,      /* the documents do not cover it */
+    METRICS_CHAT_N,
+} metrics_chat_kind;
+void metrics_add_chat(metrics *m, metrics_chat_kind kind);
+
 /* Mean latency of all requests so far, in milliseconds (0 if none). */
 double metrics_mean_latency_ms(metrics *m);
 /* Requests finished so far. */
@@ -55,6 +88,10 @@ typedef struct metrics_gauges {
     double uptime_seconds;
     double memory_percent_used;
     int64_t in_flight;          /* requests being handled */
+    int llm_configured;
+    int breaker_state;          /* breaker_state: 0 closed, 1 half-open, 2 open */
+    uint64_t breaker_opens;
+    int64_t llm_pending;        /* LLM calls queued or running */
 } metrics_gauges;
 
 /* The whole exposition as a malloc'd NUL-terminated string (caller

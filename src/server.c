@@ -31,7 +31,9 @@
 #include "cli_store.h"
 #include "forward.h"
 #include "http.h"
+#include "guard.h"
 #include "ingest.h"
+#include "llm.h"
 #include "pool.h"
 #include "webhook.h"
 
@@ -101,6 +103,57 @@ static const server_opt options[] = {
      OFF(memory_threshold), 1, 100,
      "percent of the memory limit above which heavy routes answer 503 "
      "(default 90)"},
+    {"--llm-base-url", NULL, "LLM_BASE_URL", "LODE_LLM_BASE_URL", OPT_STR,
+     OFF(llm_base_url), 0, 0,
+     "OpenAI-compatible API of the LLM for /chat (default "
+     LLM_DEFAULT_BASE_URL ", used when a key is set; a URL of its own, "
+     "e.g. a local llama.cpp server, needs no key)"},
+    {"--llm-api-key", NULL, "LLM_API_KEY", "OPENROUTER_API_KEY", OPT_STR,
+     OFF(llm_api_key), 0, 0,
+     "the LLM's API key (prefer the environment variable); without it and "
+     "without --llm-base-url, /chat answers from the documents alone"},
+    {"--llm-model", NULL, "LLM_MODEL", "LODE_LLM_MODEL", OPT_STR,
+     OFF(llm_model), 0, 0, "the LLM (default " LLM_DEFAULT_MODEL ")"},
+    {"--llm-max-tokens", NULL, "MAX_TOKENS", "LODE_LLM_MAX_TOKENS", OPT_INT,
+     OFF(llm_max_tokens), 1, 65536,
+     "longest answer in tokens (default 500)"},
+    {"--llm-temperature", NULL, "LLM_TEMPERATURE", NULL, OPT_DOUBLE,
+     OFF(llm_temperature), 0, 2, "sampling temperature (default 0.1)"},
+    {"--llm-connect-timeout-ms", NULL, "LLM_CONNECT_TIMEOUT_MS", NULL, OPT_INT,
+     OFF(llm_connect_timeout_ms), 1, 600000,
+     "connecting to the LLM (default 5000)"},
+    {"--llm-timeout", NULL, "LLM_TIMEOUT", NULL, OPT_INT, OFF(llm_timeout_s),
+     1, 3600, "seconds for a whole LLM call, retries included (default 30)"},
+    {"--llm-retries", NULL, "LLM_RETRIES", NULL, OPT_INT, OFF(llm_retries), 0,
+     10, "retries on 429, 5xx and network errors (default 2)"},
+    {"--breaker-failures", NULL, "LODE_BREAKER_FAILURES", NULL, OPT_INT,
+     OFF(breaker_failures), 1, 1000,
+     "consecutive LLM failures that open the circuit breaker (default 3)"},
+    {"--breaker-cooldown", NULL, "LODE_BREAKER_COOLDOWN", NULL, OPT_INT,
+     OFF(breaker_cooldown_s), 0, 86400,
+     "seconds the breaker stays open before a probe (default 60)"},
+    {"--guardrails", NULL, "GUARDRAILS_LEVEL", "LODE_GUARDRAILS", OPT_STR,
+     OFF(guardrails), 0, 0, "off | standard | strict (default standard)"},
+    {"--chat-min-score", NULL, "LODE_CHAT_MIN_SCORE", NULL, OPT_DOUBLE,
+     OFF(chat_min_score), -1, 1,
+     "best search score below which the documents do not cover a question "
+     "(default 0.25)"},
+    {"--chat-context-tokens", NULL, "LODE_CHAT_CONTEXT_TOKENS", NULL, OPT_INT,
+     OFF(chat_context_tokens), 256, 1000000,
+     "prompt budget in (estimated) tokens (default 3000)"},
+    {"--chat-max-history", NULL, "LODE_CHAT_MAX_HISTORY", NULL, OPT_INT,
+     OFF(chat_max_history), 0, 1000,
+     "history messages kept, the last (default 10)"},
+    {"--chat-max-chars", NULL, "LODE_CHAT_MAX_CHARS", NULL, OPT_INT,
+     OFF(chat_max_chars), 1, 1000000,
+     "characters of a question (and of each history message kept; default "
+     "4000)"},
+    {"--chat-max-question-tokens", NULL, "LODE_CHAT_MAX_QUESTION_TOKENS", NULL,
+     OPT_INT, OFF(chat_max_question_tokens), 1, 1000000,
+     "(estimated) tokens of a question (default 1000)"},
+    {"--chat-rewrite", NULL, "LODE_CHAT_REWRITE", NULL, OPT_INT,
+     OFF(chat_rewrite), 0, 1,
+     "1: the LLM rewrites follow-up questions for the search (default 1)"},
     {"--debug-load-delay-ms", NULL, "LODE_DEBUG_LOAD_DELAY_MS", NULL, OPT_INT,
      OFF(debug_load_delay_ms), 0, 3600000,
      "tests: delay the model load this long"},
@@ -148,6 +201,20 @@ static void set_defaults(api_config *c)
     c->grace_s = 10;
     c->memory_threshold = 90;
     c->debug_memory_percent = -1;
+    c->llm_max_tokens = LLM_DEFAULT_MAX_TOKENS;
+    c->llm_temperature = LLM_DEFAULT_TEMPERATURE;
+    c->llm_connect_timeout_ms = LLM_DEFAULT_CONNECT_TIMEOUT_MS;
+    c->llm_timeout_s = LLM_DEFAULT_TIMEOUT_MS / 1000;
+    c->llm_retries = LLM_DEFAULT_RETRIES;
+    c->breaker_failures = BREAKER_DEFAULT_FAILURES;
+    c->breaker_cooldown_s = BREAKER_DEFAULT_COOLDOWN_MS / 1000;
+    c->guardrails = "standard";
+    c->chat_min_score = 0.25;
+    c->chat_context_tokens = 3000;
+    c->chat_max_history = 10;
+    c->chat_max_chars = 4000;
+    c->chat_max_question_tokens = 1000;
+    c->chat_rewrite = 1;
 }
 
 /* Store one option value; returns 0 or prints why not and returns 2. */
@@ -272,8 +339,8 @@ static void *open_store_main(void *arg)
     return NULL;
 }
 
-/* The forwarder's warnings (forward.h). */
-static void log_forward(void *ctx, const char *line)
+/* Warnings of the forwarder (forward.h) and the LLM client (llm.h). */
+static void log_line(void *ctx, const char *line)
 {
     (void)ctx;
     fprintf(stderr, "lode: %s\n", line);
@@ -313,6 +380,13 @@ int server_main(int argc, char **argv)
             return 2;
         }
     }
+    guard_level level;
+    if (guard_parse_level(c->guardrails, &level)) {
+        fprintf(stderr, "lode: --guardrails (GUARDRAILS_LEVEL) must be off, "
+                        "standard or strict, not '%s'\n", c->guardrails);
+        return 2;
+    }
+    a.guard_level = (int)level;
     a.loopback = is_loopback(c->host);
     a.started_ms = sched_now_ms();
     pthread_mutex_init(&a.store_lock, NULL);
@@ -349,9 +423,31 @@ int server_main(int argc, char **argv)
         forward_options fo = {
             .queue_capacity = webhook_config_forward_queue(a.webhooks),
             .metrics = a.metrics,
-            .log = log_forward,
+            .log = log_line,
         };
         if (forward_start(&fo, &a.forwarder, &err))
+            goto out;
+    }
+    /* The LLM: configured by a key, or by a URL of its own (a local
+     * server needs no key). */
+    bool llm_configured = (c->llm_api_key && *c->llm_api_key) ||
+                          (c->llm_base_url && *c->llm_base_url);
+    if (llm_configured) {
+        llm_options lo = {
+            .base_url = c->llm_base_url,
+            .api_key = c->llm_api_key,
+            .model = c->llm_model,
+            .max_tokens = c->llm_max_tokens,
+            .temperature = c->llm_temperature,
+            .connect_timeout_ms = c->llm_connect_timeout_ms,
+            .timeout_ms = (long)c->llm_timeout_s * 1000,
+            .retries = c->llm_retries,
+            .breaker_failures = c->breaker_failures,
+            .breaker_cooldown_ms = (int64_t)c->breaker_cooldown_s * 1000,
+            .metrics = a.metrics,
+            .log = log_line,
+        };
+        if (llm_start(&lo, &a.llm, &err))
             goto out;
     }
     int cpus = pool_default_threads();
@@ -390,6 +486,14 @@ int server_main(int argc, char **argv)
             strchr(c->host, ':') ? "[" : "", c->host,
             strchr(c->host, ':') ? "]" : "", http_port(h), c->model_path,
             c->db_path);
+    if (a.llm)
+        fprintf(stderr, "lode: chat uses %s at %s (guardrails %s)\n",
+                llm_model_name(a.llm), llm_base_url(a.llm),
+                guard_level_name(level));
+    else
+        fprintf(stderr, "lode: no LLM configured (LLM_API_KEY or "
+                        "LLM_BASE_URL): /chat answers from the documents "
+                        "alone\n");
     if (!a.loopback && !(c->api_key && *c->api_key))
         fprintf(stderr, "lode: no LODE_API_KEY: write and admin routes are "
                         "refused on this non-loopback address\n");
@@ -410,7 +514,10 @@ int server_main(int argc, char **argv)
     atomic_store(&a.shutting_down, 1);
     http_quiesce(h);
     drain(h, c->grace_s * 1000);
-    /* Whatever still waits for the model fails now (503) and is answered. */
+    /* LLM calls still out are aborted: their chats answer from the
+     * documents (the scheduler still runs for that), then whatever still
+     * waits for the model fails (503) and is answered. */
+    llm_stop(a.llm, 0);
     sched_stop(a.sched);
     drain(h, 2000);
     if (a.forwarder) {
@@ -436,6 +543,8 @@ out:
     }
     forward_free(a.forwarder);  /* no handler is left to submit */
     a.forwarder = NULL;
+    llm_free(a.llm);
+    a.llm = NULL;
     sched_free(a.sched);
     pool_free(threads);
     if (store_thread_started)

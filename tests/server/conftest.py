@@ -9,8 +9,10 @@ a clean shutdown, and under the sanitizer build a leak-free one.
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 
@@ -23,16 +25,22 @@ MODEL = os.path.join(ROOT, "models", "all-MiniLM-L6-v2-q8_0.gguf")
 # Sanitizer builds run several times slower.
 SLOW = "-san" in LODE
 TIMEOUT = 60 if SLOW else 20
+# Settings of the host that must not leak into a test's server.
+HOST_ENV = ("LLM_", "OPENROUTER_", "MAX_TOKENS", "GUARDRAILS_LEVEL")
+sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 
 class Server:
     def __init__(self, tmp_path, args=(), env=None, host="127.0.0.1",
-                 wait_loaded=True):
+                 wait_loaded=True, db=None):
         self.db = str(tmp_path / "lode.db")
+        if db:
+            shutil.copy(db, self.db)
         cmd = [LODE, "serve", "--host", host, "--port", "0", "--db", self.db,
                "-m", MODEL, "-t", "2"] + list(args)
         full_env = {k: v for k, v in os.environ.items()
-                    if not k.startswith("LODE_") and k not in ("PORT", "HOST")}
+                    if not k.startswith("LODE_") and k not in ("PORT", "HOST")
+                    and not k.startswith(HOST_ENV)}
         full_env.update(env or {})
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env,
                                      stdin=subprocess.DEVNULL,
@@ -114,10 +122,11 @@ def make_server(tmp_path):
     stopped (and must exit 0) at the end of the test."""
     servers = []
 
-    def make(*args, env=None, host="127.0.0.1", wait_loaded=True, sub=None):
+    def make(*args, env=None, host="127.0.0.1", wait_loaded=True, sub=None,
+             db=None):
         path = tmp_path / (sub or ("s%d" % len(servers)))
         path.mkdir(exist_ok=True)
-        s = Server(path, args, env, host, wait_loaded)
+        s = Server(path, args, env, host, wait_loaded, db)
         servers.append(s)
         return s
 
@@ -134,6 +143,25 @@ def server(tmp_path_factory):
     yield s
     rc = s.stop()
     assert rc == 0, "exit %d: %s" % (rc, s.stderr)
+
+
+@pytest.fixture(scope="session")
+def sample_db(tmp_path_factory):
+    """data/sample indexed once (lode ingest); servers get a copy."""
+    path = str(tmp_path_factory.mktemp("sample") / "sample.db")
+    subprocess.run([LODE, "ingest", "--db", path, "-m", MODEL, "data/sample"],
+                   cwd=ROOT, check=True, capture_output=True,
+                   timeout=TIMEOUT * 6)
+    return path
+
+
+@pytest.fixture
+def llm():
+    """A test LLM server (tests/llm_server.py), fresh for each test."""
+    from llm_server import LLMServer
+    s = LLMServer()
+    yield s
+    s.close()
 
 
 def lode_embed(texts):
