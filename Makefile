@@ -30,7 +30,7 @@ TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 DEPS_OK := $(BUILD)/.deps-ok
 
-.PHONY: all test model deps clean bench serve
+.PHONY: all test model deps clean bench serve serve-local-llm
 all: lode
 
 deps: $(DEPS_OK)
@@ -75,6 +75,12 @@ test: model $(TEST_BIN) $(BUILD)/lode
 serve: model lode
 	@[ -f data/lode.db ] || ./lode ingest data/sample
 	./lode serve --db data/lode.db
+
+# `make serve-local-llm`: the same, with chat answered by Gemma 3 270M
+# (from PyPI) under llama.cpp's server on loopback: no key, no network.
+# A protocol demo: the model is a weak reader.
+serve-local-llm: model lode
+	@scripts/serve_local_llm.sh
 
 clean:
 	rm -rf build build-* lode
