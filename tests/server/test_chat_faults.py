@@ -152,3 +152,34 @@ def test_client_gone_cancels_upstream(make_server, sample_db, llm):
         m = s.get("/metrics").text
     # the breaker does not count a client's departure
     assert breaker(s)["consecutive_failures"] == 0
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_shutdown_answers_chats_in_flight(make_server, sample_db, llm, stream):
+    import signal
+    import threading
+    import requests
+    s = server_for(make_server, sample_db, llm, "--grace", "1",
+                   "--llm-timeout", "60")
+    llm.push({"mode": "stall"})
+    got = {}
+
+    def ask():
+        r = requests.post(s.url + "/chat", json={"message": VACATION,
+                                                  "stream": stream},
+                          timeout=TIMEOUT)
+        got["status"] = r.status_code
+        got["body"] = r.text
+
+    t = threading.Thread(target=ask)
+    t.start()
+    llm.wait_requests(1)
+    s.proc.send_signal(signal.SIGTERM)
+    t.join(TIMEOUT)
+    assert got.get("status") == 200, got
+    text = got["body"]
+    if stream:
+        text = [l[6:] for l in text.split("\n") if l.startswith("data: ")][-1]
+    a = __import__("json").loads(text)
+    check_degraded(a, "shutting_down")
+    assert s.proc.wait(TIMEOUT) == 0
