@@ -4,7 +4,7 @@
 # is a new src/NAME.c, a new test a new tests/test_NAME.c.
 
 CC      ?= cc
-PKGS    := libmicrohttpd jansson libutf8proc sqlite3 libcurl libcrypto libxml-2.0
+PKGS    := libmicrohttpd jansson libutf8proc sqlite3 libcurl libcrypto libxml-2.0 libzip
 CFLAGS  ?= -O2
 CFLAGS  += -std=c11 -Wall -Wextra -g -D_GNU_SOURCE -pthread -MMD -MP
 LDLIBS  += -lm -pthread

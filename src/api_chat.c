@@ -441,6 +441,8 @@ static bool add_source(chat_run *r, const store_result *res)
     s->text_len = len;
     s->char_start = res->char_start;
     s->char_end = res->char_end;
+    s->page_start = res->page_start;
+    s->page_end = res->page_end;
     s->score = res->score;
     s->prompt_text = clean;
     s->prompt_len = clean_len;

@@ -43,6 +43,7 @@ typedef struct chat_src {
     char *external_id, *source, *title, *heading, *text;
     size_t text_len;
     int64_t char_start, char_end;
+    int page_start, page_end;       /* 0 when unknown */
     float score;
     char *prompt_text;        /* as the LLM sees it */
     size_t prompt_len;

@@ -44,6 +44,10 @@ static json_t *sources_json(const chat_run *r)
             s->title, "source", s->source, "heading", s->heading, "char_start",
             (json_int_t)s->char_start, "char_end", (json_int_t)s->char_end,
             "score", (double)s->score, "injection", s->injected);
+        if (o && s->page_start > 0) {
+            json_object_set_new(o, "page_start", json_integer(s->page_start));
+            json_object_set_new(o, "page_end", json_integer(s->page_end));
+        }
         if (o)
             json_object_set_new(o, "snippet", snippet_json(s));
         json_array_append_new(list, o);

@@ -181,16 +181,26 @@ typedef struct search_state {
     float min_score;
 } search_state;
 
+/* page_start/page_end on a result or chunk object, when known. */
+static json_t *with_pages(json_t *o, int page_start, int page_end)
+{
+    if (o && page_start > 0) {
+        json_object_set_new(o, "page_start", json_integer(page_start));
+        json_object_set_new(o, "page_end", json_integer(page_end));
+    }
+    return o;
+}
+
 static json_t *result_json(const store_result *r)
 {
-    return json_pack("{s:f,s:s,s:I,s:s?,s:s?,s:s?,s:s?,s:I,s:i,s:I,s:I}",
+    return with_pages(json_pack("{s:f,s:s,s:I,s:s?,s:s?,s:s?,s:s?,s:I,s:i,s:I,s:I}",
                      "score", (double)r->score, "text", r->text,
                      "document_id", (json_int_t)r->document_id, "id",
                      r->external_id, "source", r->source, "title", r->title,
                      "heading", r->heading, "chunk_id",
                      (json_int_t)r->chunk_id, "ordinal", r->ordinal,
                      "char_start", (json_int_t)r->char_start, "char_end",
-                     (json_int_t)r->char_end);
+                     (json_int_t)r->char_end), r->page_start, r->page_end);
 }
 
 static void search_answer(http_request *req, api *a, search_state *st)
@@ -786,12 +796,14 @@ static json_t *document_json(const store_document *doc)
     for (size_t i = 0; i < doc->n_chunks; i++) {
         const store_chunk *c = &doc->chunks[i];
         json_array_append_new(
-            chunks, json_pack("{s:I,s:i,s:s,s:s?,s:I,s:I,s:i}", "chunk_id",
-                              (json_int_t)c->id, "ordinal", c->ordinal,
-                              "text", c->text, "heading", c->heading,
-                              "char_start", (json_int_t)c->char_start,
-                              "char_end", (json_int_t)c->char_end,
-                              "token_count", c->token_count));
+            chunks, with_pages(
+                        json_pack("{s:I,s:i,s:s,s:s?,s:I,s:I,s:i}", "chunk_id",
+                                  (json_int_t)c->id, "ordinal", c->ordinal,
+                                  "text", c->text, "heading", c->heading,
+                                  "char_start", (json_int_t)c->char_start,
+                                  "char_end", (json_int_t)c->char_end,
+                                  "token_count", c->token_count),
+                        c->page_start, c->page_end));
     }
     json_t *meta = doc->metadata_json
                        ? json_loads(doc->metadata_json, 0, NULL) : NULL;

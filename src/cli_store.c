@@ -464,6 +464,10 @@ int cli_search(int argc, char **argv)
             json_object_set_new(o, "ordinal", json_integer(x->ordinal));
             json_object_set_new(o, "char_start", json_integer(x->char_start));
             json_object_set_new(o, "char_end", json_integer(x->char_end));
+            if (x->page_start > 0) {
+                json_object_set_new(o, "page_start", json_integer(x->page_start));
+                json_object_set_new(o, "page_end", json_integer(x->page_end));
+            }
             json_array_append_new(arr, o);
         }
         json_object_set_new(out, "results", arr);

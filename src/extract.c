@@ -9,7 +9,7 @@
  * re-parsed from the text, so a paragraph that happens to start with '#'
  * stays a paragraph.
  */
-#include "extract.h"
+#include "extract_int.h"
 
 #include <ctype.h>
 #include <stdint.h>
@@ -28,8 +28,66 @@ static const struct {
     {".md", EXTRACT_MARKDOWN},   {".markdown", EXTRACT_MARKDOWN},
     {".txt", EXTRACT_TEXT},      {".html", EXTRACT_HTML},
     {".htm", EXTRACT_HTML},      {".json", EXTRACT_JSON},
-    {".jsonl", EXTRACT_JSONL},
+    {".jsonl", EXTRACT_JSONL},   {".pdf", EXTRACT_PDF},
+    {".docx", EXTRACT_DOCX},     {".odt", EXTRACT_ODT},
 };
+
+static const struct {
+    const char *type;
+    extract_format format;
+} content_types[] = {
+    {"text/plain", EXTRACT_TEXT},
+    {"text/markdown", EXTRACT_MARKDOWN},
+    {"text/x-markdown", EXTRACT_MARKDOWN},
+    {"text/html", EXTRACT_HTML},
+    {"application/xhtml+xml", EXTRACT_HTML},
+    {"application/json", EXTRACT_JSON},
+    {"application/x-ndjson", EXTRACT_JSONL},
+    {"application/jsonl", EXTRACT_JSONL},
+    {"application/pdf", EXTRACT_PDF},
+    {"application/vnd.openxmlformats-officedocument.wordprocessingml."
+     "document", EXTRACT_DOCX},
+    {"application/vnd.oasis.opendocument.text", EXTRACT_ODT},
+};
+
+extract_format extract_format_of_content_type(const char *content_type)
+{
+    if (!content_type)
+        return EXTRACT_UNKNOWN;
+    while (*content_type == ' ')
+        content_type++;
+    size_t n = strcspn(content_type, "; \t");
+    for (size_t i = 0; i < sizeof content_types / sizeof *content_types; i++)
+        if (strlen(content_types[i].type) == n &&
+            strncasecmp(content_type, content_types[i].type, n) == 0)
+            return content_types[i].format;
+    return EXTRACT_UNKNOWN;
+}
+
+const char *extract_known_extensions(void)
+{
+    return ".md .markdown .txt .html .htm .json .jsonl .pdf .docx .odt";
+}
+
+int extract_is_binary(extract_format f)
+{
+    return f == EXTRACT_PDF || f == EXTRACT_DOCX || f == EXTRACT_ODT;
+}
+
+int extract_page_at(const extract_doc *d, size_t offset)
+{
+    if (!d->n_pages)
+        return 0;
+    size_t lo = 0, hi = d->n_pages;     /* last start <= offset */
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (d->page_starts[mid] <= offset)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return (int)lo + 1;
+}
 
 extract_format extract_format_of(const char *path)
 {
@@ -52,6 +110,9 @@ const char *extract_format_name(extract_format f)
     case EXTRACT_HTML: return "html";
     case EXTRACT_JSON: return "json";
     case EXTRACT_JSONL: return "jsonl";
+    case EXTRACT_PDF: return "pdf";
+    case EXTRACT_DOCX: return "docx";
+    case EXTRACT_ODT: return "odt";
     default: return "unknown";
     }
 }
@@ -97,17 +158,23 @@ bad:
                           "invalid UTF-8 at byte offset %zu", i);
 }
 
+void extract_doc_clear(extract_doc *d)
+{
+    free(d->text);
+    free(d->title);
+    free(d->external_id);
+    free(d->metadata_json);
+    free(d->headings);
+    free(d->page_starts);
+    memset(d, 0, sizeof *d);
+}
+
 void extract_docs_free(extract_doc *docs, size_t n)
 {
     if (!docs)
         return;
-    for (size_t i = 0; i < n; i++) {
-        free(docs[i].text);
-        free(docs[i].title);
-        free(docs[i].external_id);
-        free(docs[i].metadata_json);
-        free(docs[i].headings);
-    }
+    for (size_t i = 0; i < n; i++)
+        extract_doc_clear(&docs[i]);
     free(docs);
 }
 
@@ -565,14 +632,20 @@ static int extract_records(extract_format f, const char *data, size_t len,
     return rc;
 }
 
+static int extract_binary(extract_format f, const char *path,
+                          const char *data, size_t len, extract_doc **docs,
+                          size_t *n, lode_error *err);
+
 int extract_buffer(extract_format f, const char *data, size_t len,
                    const extract_options *opts, extract_doc **docs,
                    size_t *n, lode_error *err)
 {
     *docs = NULL;
     *n = 0;
-    if (f == EXTRACT_UNKNOWN || f > EXTRACT_JSONL)
+    if (f == EXTRACT_UNKNOWN || f > EXTRACT_ODT)
         return lode_error_set(err, LODE_EUNSUPPORTED, "unknown file format");
+    if (extract_is_binary(f))
+        return extract_binary(f, NULL, data, len, docs, n, err);
     int rc = extract_check_utf8(data, len, err);
     if (rc)
         return rc;
@@ -591,5 +664,49 @@ int extract_buffer(extract_format f, const char *data, size_t len,
         *docs = NULL;
         *n = 0;
     }
+    return rc;
+}
+
+/* One document of a binary format, from a path or (path NULL) bytes. */
+static int extract_binary(extract_format f, const char *path,
+                          const char *data, size_t len, extract_doc **docs,
+                          size_t *n, lode_error *err)
+{
+    if (!(*docs = calloc(1, sizeof **docs)))
+        return lode_error_set(err, LODE_ENOMEM, "out of memory");
+    *n = 1;
+    int rc;
+    if (f == EXTRACT_PDF)
+        rc = path ? extract__pdf_file(path, *docs, err)
+                  : extract__pdf_buffer(data, len, *docs, err);
+    else
+        rc = extract__office(f, path, data, len, *docs, err);
+    if (!rc)
+        rc = extract__clean_text(*docs, err);
+    if (rc) {
+        extract_docs_free(*docs, *n);
+        *docs = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+int extract_file(extract_format f, const char *path,
+                 const extract_options *opts, extract_doc **docs, size_t *n,
+                 lode_error *err)
+{
+    *docs = NULL;
+    *n = 0;
+    if (f == EXTRACT_UNKNOWN || f > EXTRACT_ODT)
+        return lode_error_set(err, LODE_EUNSUPPORTED, "unknown file format");
+    if (extract_is_binary(f))
+        return extract_binary(f, path, NULL, 0, docs, n, err);
+    char *data;
+    size_t len;
+    int rc = extract_read_file(path, &data, &len, err);
+    if (rc)
+        return rc;
+    rc = extract_buffer(f, data, len, opts, docs, n, err);
+    free(data);
     return rc;
 }

@@ -20,13 +20,42 @@
  *                  title from the title field when present, metadata from
  *                  the chosen fields (default: every other field whose
  *                  value is a string, number or boolean).
- * Offsets of chunks are offsets into a document's text: the file itself
- * for .md and .txt, the extracted text for HTML and records.
+ *   .pdf           text per page in reading order, by mutool (Debian
+ *                  package mupdf-tools) run as a separate process (see
+ *                  extract_pdf.c for why); pages are separated by a blank
+ *                  line and their starts kept (page_starts), so chunks know
+ *                  their pages.  The outline (bookmarks), where there is
+ *                  one, gives the headings: an entry's title is looked up
+ *                  as a line of its page, else inserted as a line at the
+ *                  start of that page; its depth is the level.  Refused
+ *                  with LODE_EUNSUPPORTED: a PDF without any text (a scan;
+ *                  lode does no OCR) and one that needs a password.
+ *   .docx          word/document.xml of the zip (libzip), read with
+ *                  libxml2's streaming reader: paragraphs, headings from
+ *                  the paragraph style (its outline level, else a style
+ *                  named "heading N"; "Title" gives the title), list items
+ *                  as "- " lines, table rows as "cell | cell" lines.
+ *                  Title: docProps/core.xml dc:title, else the Title
+ *                  paragraph, else the first heading of level 1.
+ *   .odt           content.xml: text:h (outline level), text:p, lists and
+ *                  tables as for .docx; title from meta.xml.
+ *                  Zip files are checked against zip bombs first: at most
+ *                  EXTRACT_ZIP_MAX_ENTRIES entries, the part read at most
+ *                  EXTRACT_ZIP_MAX_BYTES uncompressed (counted while
+ *                  reading, not only as declared), and a part over 1 MiB
+ *                  may not expand more than EXTRACT_ZIP_MAX_RATIO times.
+ * DOCX and ODT headings are written as "## Title" lines, as for HTML; a
+ * PDF's text is kept as the page shows it.  Chunk heading paths are built
+ * from the headings as for Markdown.  Offsets of chunks are offsets into a
+ * document's text: the file itself for .md and .txt, the extracted text
+ * for the other formats.
  *
  * Invalid input policy: a file (or JSON string) that is not valid UTF-8,
  * or holds a NUL byte, is refused with LODE_EUTF8 naming the byte offset;
  * nothing is replaced, so chunk text always equals the source's bytes.
- * HTML is read as UTF-8 whatever its <meta charset> says.
+ * HTML is read as UTF-8 whatever its <meta charset> says.  Text extracted
+ * from PDF, DOCX and ODT comes from the tool or parser, not the file's
+ * bytes: invalid UTF-8 in it is replaced by U+FFFD, NUL bytes dropped.
  */
 #ifndef LODE_EXTRACT_H
 #define LODE_EXTRACT_H
@@ -43,12 +72,34 @@ typedef enum extract_format {
     EXTRACT_HTML,
     EXTRACT_JSON,
     EXTRACT_JSONL,
+    EXTRACT_PDF,
+    EXTRACT_DOCX,
+    EXTRACT_ODT,
 } extract_format;
+
+/* Zip bomb limits (see above). */
+#define EXTRACT_ZIP_MAX_ENTRIES 10000
+#define EXTRACT_ZIP_MAX_BYTES ((size_t)256 << 20)
+#define EXTRACT_ZIP_MAX_RATIO 100
+/* PDF: the longest a file may take, the most text it may give, and the
+ * address space mutool may use. */
+#define EXTRACT_PDF_TIMEOUT_MS 120000
+#define EXTRACT_PDF_MAX_TEXT ((size_t)256 << 20)
+#define EXTRACT_PDF_MAX_MEMORY ((size_t)2 << 30)
 
 /* By the extension of path, case-insensitively. */
 extract_format extract_format_of(const char *path);
-/* "text", "markdown", "html", "json", "jsonl" ("unknown"). */
+/* By a MIME type such as "application/pdf" (parameters after ';'
+ * ignored), for uploads; EXTRACT_UNKNOWN for others. */
+extract_format extract_format_of_content_type(const char *content_type);
+/* "text", "markdown", "html", "json", "jsonl", "pdf", "docx", "odt"
+ * ("unknown"). */
 const char *extract_format_name(extract_format f);
+/* The extensions extract_format_of knows, for messages (".md .txt ..."). */
+const char *extract_known_extensions(void);
+/* Formats read from the file by a parser or tool (PDF, DOCX, ODT) rather
+ * than checked and taken as UTF-8 text. */
+int extract_is_binary(extract_format f);
 /* Formats whose files hold many records rather than one document. */
 int extract_is_records(extract_format f);
 
@@ -70,7 +121,15 @@ typedef struct extract_doc {
     size_t n_headings;
     size_t record;               /* records: 1-based index (.json) or line
                                     (.jsonl); 0 for whole files */
+    size_t *page_starts;         /* paged formats (PDF): byte offset in
+                                    text where page i + 1 starts, rising;
+                                    owned; NULL otherwise */
+    size_t n_pages;
 } extract_doc;
+
+/* The 1-based page holding byte `offset` of d's text, or 0 when d has no
+ * pages. */
+int extract_page_at(const extract_doc *d, size_t offset);
 
 /* Extract the documents of a file's bytes.  opts may be NULL.  On
  * success *docs (free with extract_docs_free) holds *n documents (a
@@ -81,6 +140,23 @@ int extract_buffer(extract_format f, const char *data, size_t len,
                    const extract_options *opts, extract_doc **docs,
                    size_t *n, lode_error *err);
 void extract_docs_free(extract_doc *docs, size_t n);
+/* Free one document's fields (not d itself) and zero it. */
+void extract_doc_clear(extract_doc *d);
+
+/* The same for a file on disk.  PDF is handed to mutool by path and zip
+ * files are read entry by entry, so the file is never held in memory
+ * whole; the other formats are read and passed to extract_buffer.
+ * Errors as extract_buffer, plus LODE_EIO (unreadable file),
+ * LODE_EFORMAT (damaged PDF or zip), LODE_ELIMIT (a zip bomb, a PDF over
+ * the limits) and LODE_EUNSUPPORTED (scan, password, mutool missing). */
+int extract_file(extract_format f, const char *path,
+                 const extract_options *opts, extract_doc **docs, size_t *n,
+                 lode_error *err);
+
+/* The whole file, NUL-terminated (free with free()); LODE_EIO with the
+ * reason when it cannot be read. */
+int extract_read_file(const char *path, char **data, size_t *len,
+                      lode_error *err);
 
 /* 0 when data is valid UTF-8 without NUL bytes, else LODE_EUTF8 with the
  * offset of the first bad byte in the message. */

@@ -182,8 +182,8 @@ static int add_file(ingest_run *r, file_list *fl, const char *path,
 {
     extract_format f = extract_format_of(path);
     if (f == EXTRACT_UNKNOWN) {
-        note(r, "skipping %s: unknown extension (known: .md .markdown .txt "
-                ".html .htm .json .jsonl)", path);
+        note(r, "skipping %s: unknown extension (known: %s)", path,
+             extract_known_extensions());
         return LODE_OK;
     }
     if (fl->n == fl->cap) {
@@ -268,11 +268,7 @@ static int walk_dir(ingest_run *r, file_list *fl, const char *dir, int depth)
 static void queued_free(queued *q)
 {
     free(q->source);
-    free(q->doc.text);
-    free(q->doc.title);
-    free(q->doc.external_id);
-    free(q->doc.metadata_json);
-    free(q->doc.headings);
+    extract_doc_clear(&q->doc);
     chunk_list_free(&q->chunks);
     free(q->metadata);
 }
@@ -322,6 +318,9 @@ static int write_doc(ingest_run *r, queued *q)
         ci->heading = c->heading;
         ci->vector = r->vectors + (q->vec_offset + i) * (size_t)r->dim;
         ci->dimension = r->dim;
+        ci->page_start = extract_page_at(&q->doc, c->byte_start);
+        ci->page_end = extract_page_at(&q->doc, c->byte_end ? c->byte_end - 1
+                                                            : 0);
         w += len + 1;
     }
     store_document_in d = {
@@ -443,53 +442,31 @@ static int lookup(ingest_run *r, const char *source, const char *external_id,
     return rc;
 }
 
-static int read_file(const char *path, char **data, size_t *len,
-                     lode_error *err)
+/* SHA-256 of a file, read through a fixed buffer. */
+static int hash_file(const char *path, char sha[65], lode_error *err)
 {
-    *data = NULL;
-    *len = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return lode_error_set(err, LODE_EIO, "%s", strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return lode_error_set(err, LODE_EIO, "not a regular file");
-    }
-    size_t cap = (size_t)sb.st_size + 1, n = 0;
-    char *buf = malloc(cap);
-    if (!buf) {
-        close(fd);
-        return lode_error_set(err, LODE_ENOMEM, "out of memory");
-    }
+    store_sha256 h;
+    store_sha256_init(&h);
+    char buf[65536];
     for (;;) {
-        if (n + 1 >= cap) {          /* the file grew while we read */
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                close(fd);
-                return lode_error_set(err, LODE_ENOMEM, "out of memory");
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        ssize_t got = read(fd, buf + n, cap - 1 - n);
+        ssize_t got = read(fd, buf, sizeof buf);
         if (got < 0 && errno == EINTR)
             continue;
         if (got < 0) {
             int e = errno;
-            free(buf);
             close(fd);
+            store_sha256_free(&h);
             return lode_error_set(err, LODE_EIO, "%s", strerror(e));
         }
         if (got == 0)
             break;
-        n += (size_t)got;
+        store_sha256_update(&h, buf, (size_t)got);
     }
     close(fd);
-    buf[n] = '\0';
-    *data = buf;
-    *len = n;
+    store_sha256_final_hex(&h, sha);
     return LODE_OK;
 }
 
@@ -523,10 +500,15 @@ static int record_sha(const extract_doc *d, char sha[65], lode_error *err)
 static int ingest_file(ingest_run *r, const file_entry *f)
 {
     lode_error ferr = {0};
-    char *data;
-    size_t len;
+    char *data = NULL;
+    size_t len = 0;
+    char sha[65];
     int rc;
-    if (read_file(f->path, &data, &len, &ferr)) {
+    int binary = extract_is_binary(f->format);
+    /* Binary formats are hashed here and read again by their extractor,
+     * so the file is never held whole (see extract_file). */
+    if (binary ? hash_file(f->path, sha, &ferr)
+               : extract_read_file(f->path, &data, &len, &ferr)) {
         note(r, "failed %s: %s", f->path, ferr.message);
         r->st.failed++;
         if ((rc = push_string(&r->kept, &r->n_kept, &r->kept_cap, f->path,
@@ -536,10 +518,10 @@ static int ingest_file(ingest_run *r, const file_entry *f)
         return LODE_OK;
     }
     int records = extract_is_records(f->format);
-    char sha[65];
     int exists = 0, same = 0;
     if (!records) {
-        store_sha256_hex(data, len, sha);
+        if (!binary)
+            store_sha256_hex(data, len, sha);
         if ((rc = push_string(&r->seen, &r->n_seen, &r->seen_cap, f->path,
                               r->err)) ||
             (rc = lookup(r, f->path, NULL, sha, &exists, &same))) {
@@ -555,8 +537,10 @@ static int ingest_file(ingest_run *r, const file_entry *f)
     }
     extract_doc *docs;
     size_t n_docs;
-    rc = extract_buffer(f->format, data, len, &r->o->extract, &docs, &n_docs,
-                        &ferr);
+    rc = binary ? extract_file(f->format, f->path, &r->o->extract, &docs,
+                               &n_docs, &ferr)
+                : extract_buffer(f->format, data, len, &r->o->extract, &docs,
+                                 &n_docs, &ferr);
     free(data);
     if (rc) {
         note(r, "failed %s: %s", f->path, ferr.message);

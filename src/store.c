@@ -37,6 +37,8 @@
  *          no join.
  * Timestamps are unix seconds.  All tables have INTEGER PRIMARY KEYs, so
  * VACUUM keeps chunk ids (which the in-memory arrays refer to) stable.
+ * Later migrations (each one entry of migrations[], applied in order):
+ *   pages   chunks gain page_start, page_end (INTEGER, NULL = unknown).
  * Newer schemas are added as further entries of migrations[]; a file whose
  * user_version is above the last entry is refused.
  *
@@ -97,6 +99,10 @@ static const char *const migrations[] = {
     "  vector BLOB NOT NULL);"
     "CREATE INDEX vectors_by_collection ON vectors(collection_id);"
     "PRAGMA application_id = 1819239525;", /* LODE_APPLICATION_ID */
+    /* pages: the 1-based pages of a paged source (PDF) a chunk spans,
+     * NULL when the format has no pages (or for chunks stored before). */
+    "ALTER TABLE chunks ADD COLUMN page_start INTEGER;"
+    "ALTER TABLE chunks ADD COLUMN page_end INTEGER;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -760,12 +766,11 @@ void store_debug_fail_write(store *s, int nth)
 
 /* ---- helpers ---------------------------------------------------------- */
 
-void store_sha256_hex(const void *data, size_t len, char out[65])
+static void digest_hex(const unsigned char *md, unsigned int md_len,
+                       int ok, char out[65])
 {
-    unsigned char md[32];
-    unsigned int md_len = 0;
     static const char hex[] = "0123456789abcdef";
-    if (!EVP_Digest(data, len, md, &md_len, EVP_sha256(), NULL) || md_len != 32) {
+    if (!ok || md_len != 32) {
         out[0] = '\0';
         return;
     }
@@ -774,4 +779,45 @@ void store_sha256_hex(const void *data, size_t len, char out[65])
         out[2 * i + 1] = hex[md[i] & 15];
     }
     out[64] = '\0';
+}
+
+void store_sha256_hex(const void *data, size_t len, char out[65])
+{
+    unsigned char md[32];
+    unsigned int md_len = 0;
+    int ok = EVP_Digest(data, len, md, &md_len, EVP_sha256(), NULL);
+    digest_hex(md, md_len, ok, out);
+}
+
+void store_sha256_init(store_sha256 *h)
+{
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    if (c && !EVP_DigestInit_ex(c, EVP_sha256(), NULL)) {
+        EVP_MD_CTX_free(c);
+        c = NULL;
+    }
+    h->ctx = c;
+}
+
+void store_sha256_update(store_sha256 *h, const void *data, size_t len)
+{
+    if (h->ctx && !EVP_DigestUpdate(h->ctx, data, len)) {
+        EVP_MD_CTX_free(h->ctx);
+        h->ctx = NULL;
+    }
+}
+
+void store_sha256_final_hex(store_sha256 *h, char out[65])
+{
+    unsigned char md[32];
+    unsigned int md_len = 0;
+    int ok = h->ctx && EVP_DigestFinal_ex(h->ctx, md, &md_len);
+    digest_hex(md, md_len, ok, out);
+    store_sha256_free(h);
+}
+
+void store_sha256_free(store_sha256 *h)
+{
+    EVP_MD_CTX_free(h->ctx);
+    h->ctx = NULL;
 }

@@ -12,8 +12,9 @@
  *               SHA-256 of its content (so ingestion can skip unchanged
  *               files).
  *   chunk       a document's text split in order: ordinal, text, character
- *               offsets into the document, token count, heading path, an
- *               optional JSON metadata object, and one vector.
+ *               offsets into the document, token count, heading path, the
+ *               pages it spans (paged formats: PDF), an optional JSON
+ *               metadata object, and one vector.
  *
  * Writes are atomic per document: a document, all its chunks and vectors
  * are committed in one transaction or not at all, and the in-memory
@@ -106,6 +107,8 @@ typedef struct store_chunk_in {
     const char *metadata_json;  /* JSON object or NULL */
     const float *vector;        /* `dimension` floats */
     int dimension;              /* must equal the collection's */
+    int page_start, page_end;   /* 1-based pages the chunk spans (PDF);
+                                   0: unknown, stored as NULL */
 } store_chunk_in;
 
 typedef struct store_document_in {
@@ -151,6 +154,7 @@ typedef struct store_chunk {
     int token_count;
     char *heading;              /* NULL when none */
     char *metadata_json;        /* NULL when none */
+    int page_start, page_end;   /* 0 when unknown */
 } store_chunk;
 
 typedef struct store_document {
@@ -212,6 +216,7 @@ typedef struct store_result {
     char *text;
     char *heading;              /* NULL when none */
     char *source, *title, *external_id; /* NULL when none */
+    int page_start, page_end;   /* 0 when unknown */
 } store_result;
 
 /* The k best chunks, best first (fewer when fewer match).  Free with
@@ -224,6 +229,17 @@ void store_results_free(store_result *results, size_t n);
 
 /* SHA-256 of data as 64 lowercase hex digits plus NUL. */
 void store_sha256_hex(const void *data, size_t len, char out[65]);
+
+/* The same, fed in pieces (files hashed without holding them).  init,
+ * update any number of times, then final_hex (which frees it) or free.
+ * A failure inside gives "" as the digest. */
+typedef struct store_sha256 {
+    void *ctx;                  /* OpenSSL's EVP_MD_CTX */
+} store_sha256;
+void store_sha256_init(store_sha256 *h);
+void store_sha256_update(store_sha256 *h, const void *data, size_t len);
+void store_sha256_final_hex(store_sha256 *h, char out[65]);
+void store_sha256_free(store_sha256 *h);
 
 /* Tests only: make the nth SQLite write step from now (1 = the next one)
  * fail as if the disk were full; 0 turns it off. */

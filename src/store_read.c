@@ -142,7 +142,8 @@ int store_search(store *s, const store_query *q, store_result **results,
         goto out;
 
     if ((rc = store__prepare(s, "SELECT c.ordinal, c.char_start, c.char_end, c.text, "
-                                "c.heading, d.id, d.source, d.title, d.external_id "
+                                "c.heading, d.id, d.source, d.title, d.external_id, "
+                                "c.page_start, c.page_end "
                                 "FROM chunks c JOIN documents d ON d.id = c.document_id "
                                 "WHERE c.id = ?", &st, err)))
         goto out;
@@ -163,6 +164,8 @@ int store_search(store *s, const store_query *q, store_result **results,
         r->char_start = sqlite3_column_int64(st, 1);
         r->char_end = sqlite3_column_int64(st, 2);
         r->document_id = sqlite3_column_int64(st, 5);
+        r->page_start = sqlite3_column_int(st, 9);
+        r->page_end = sqlite3_column_int(st, 10);
         if (store__col_dup(st, 3, &r->text) || store__col_dup(st, 4, &r->heading) ||
             store__col_dup(st, 6, &r->source) || store__col_dup(st, 7, &r->title) ||
             store__col_dup(st, 8, &r->external_id) || (!r->text && !(r->text = strdup("")))) {
@@ -242,7 +245,8 @@ int store_get_document(store *s, int64_t doc_id, store_document **out, lode_erro
         goto fail;
 
     if ((rc = store__prepare(s, "SELECT id, ordinal, text, char_start, char_end, token_count, "
-                                "heading, metadata FROM chunks WHERE document_id = ? "
+                                "heading, metadata, page_start, page_end FROM chunks "
+                                "WHERE document_id = ? "
                                 "ORDER BY ordinal", &st, err)))
         goto fail;
     sqlite3_bind_int64(st, 1, doc_id);
@@ -264,6 +268,8 @@ int store_get_document(store *s, int64_t doc_id, store_document **out, lode_erro
         ch->char_start = sqlite3_column_int64(st, 3);
         ch->char_end = sqlite3_column_int64(st, 4);
         ch->token_count = sqlite3_column_int(st, 5);
+        ch->page_start = sqlite3_column_int(st, 8);
+        ch->page_end = sqlite3_column_int(st, 9);
         if (store__col_dup(st, 2, &ch->text) || store__col_dup(st, 6, &ch->heading) ||
             store__col_dup(st, 7, &ch->metadata_json)) {
             rc = LODE_ENOMEM;

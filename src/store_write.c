@@ -281,8 +281,9 @@ static int write_document(store *s, const char *collection,
     }
 
     if ((rc = store__prepare(s, "INSERT INTO chunks (document_id, ordinal, char_start, "
-                                "char_end, token_count, heading, metadata, text) "
-                                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", &st_chunk, err)) ||
+                                "char_end, token_count, heading, metadata, text, "
+                                "page_start, page_end) "
+                                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", &st_chunk, err)) ||
         (rc = store__prepare(s, "INSERT INTO vectors (chunk_id, collection_id, "
                                 "document_id, vector) VALUES (?, ?, ?, ?)", &st_vec, err)))
         goto fail;
@@ -333,6 +334,13 @@ static int write_document(store *s, const char *collection,
         bind_text_or_null(st_chunk, 6, ch->heading);
         bind_text_or_null(st_chunk, 7, ch->metadata_json);
         sqlite3_bind_text(st_chunk, 8, ch->text ? ch->text : "", -1, SQLITE_STATIC);
+        if (ch->page_start > 0 && ch->page_end >= ch->page_start) {
+            sqlite3_bind_int(st_chunk, 9, ch->page_start);
+            sqlite3_bind_int(st_chunk, 10, ch->page_end);
+        } else {
+            sqlite3_bind_null(st_chunk, 9);
+            sqlite3_bind_null(st_chunk, 10);
+        }
         if ((src = store__step_write(s, st_chunk)) != SQLITE_DONE)
             goto sql_fail;
         chunk_ids[i] = sqlite3_last_insert_rowid(s->db);
