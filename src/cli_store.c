@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,13 +23,18 @@
 #include "model.h"
 #include "pool.h"
 #include "store.h"
+#include "watch.h"
 
 const char cli_store_usage[] =
     "  ingest [--db FILE] [--collection NAME] [-m MODEL] [-t N]\n"
     "         [--chunk-tokens N] [--overlap N] [--sync] [--text-field F]\n"
-    "         [--id-field F] [--title-field F] [--meta-fields A,B] PATH...\n"
+    "         [--id-field F] [--title-field F] [--meta-fields A,B]\n"
+    "         [--watch [--debounce-ms MS] [--rescan S]] PATH...\n"
     "                                        index .md .txt .html .json "
-    ".jsonl files\n"
+    ".jsonl\n"
+    "                                        .pdf .docx .odt files; --watch "
+    "keeps\n"
+    "                                        them indexed as they change\n"
     "  search [--db FILE] [--collection NAME] [-k N] [--where JSON]\n"
     "         [--min-score X] [-m MODEL] QUERY  print the best chunks as "
     "JSON\n"
@@ -198,6 +204,86 @@ static void on_progress(void *ctx, const ingest_progress *p)
     ui->drawn = 1;
 }
 
+/* One ingest run of the command line, and its summary line. */
+typedef struct cli_run {
+    store *s;
+    model *m;
+    const char **paths;
+    size_t n_paths;
+    const ingest_options *o;
+    progress_ui *ui;
+    ingest_stats *st;
+} cli_run;
+
+static int run_ingest(cli_run *r, lode_error *err)
+{
+    ingest_stats *st = r->st;
+    int rc = ingest_paths(r->s, r->m, r->paths, r->n_paths, r->o, st, err);
+    ui_clear(r->ui);
+    if (!rc || st->added + st->updated + st->unchanged > 0) {
+        double rate = st->seconds > 0 ? (double)st->chunks / st->seconds : 0;
+        printf("ingest: %zu files into '%s': %lld added, %lld updated, "
+               "%lld unchanged, %lld removed, %lld failed; %lld chunks in "
+               "%.2f s (%.1f chunks/s)\n",
+               st->files, r->o->collection, (long long)st->added,
+               (long long)st->updated, (long long)st->unchanged,
+               (long long)st->removed, (long long)st->failed,
+               (long long)st->chunks, st->seconds, rate);
+        fflush(stdout);
+    }
+    return rc;
+}
+
+static int watch_run(void *ctx, lode_error *err)
+{
+    return run_ingest(ctx, err);
+}
+
+static void watch_note(void *ctx, const char *message)
+{
+    on_note(((cli_run *)ctx)->ui, message);
+}
+
+static int stop_pipe[2] = {-1, -1};
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    if (write(stop_pipe[1], "x", 1) < 0) {
+        /* nothing more a signal handler can do */
+    }
+}
+
+/* `lode ingest --watch`: run, then again on every change, until SIGINT
+ * or SIGTERM; exit 0 then.  A failed run is reported and retried. */
+static int watch_paths(cli_run *run, watch_options *w, lode_error *err)
+{
+    if (pipe(stop_pipe) != 0)
+        return lode_error_set(err, LODE_EIO, "cannot create a pipe: %s",
+                              strerror(errno));
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    w->stop_fd = stop_pipe[0];
+    w->run = watch_run;
+    w->note = watch_note;
+    w->ctx = run;
+    fprintf(stderr, "lode: watching %zu path%s (Ctrl-C to stop)\n",
+            run->n_paths, run->n_paths == 1 ? "" : "s");
+    int rc = watch_loop(run->paths, run->n_paths, w, err);
+    run->st->failed = 0;               /* reported run by run */
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    close(stop_pipe[0]);
+    close(stop_pipe[1]);
+    if (!rc)
+        fprintf(stderr, "lode: stopped watching\n");
+    return rc;
+}
+
 static int split_list(char *s, const char ***out, size_t *n)
 {
     size_t count = 1;
@@ -220,7 +306,8 @@ int cli_ingest(int argc, char **argv)
     const char *model_path = model_default_path();
     ingest_options o = {0};
     o.overlap_tokens = -1;
-    long threads = 0, v;
+    long threads = 0, v, rescan_s = 0;
+    watch_options watch = {.rescan_ms = -1};   /* -1: no --watch */
     char *meta_fields = NULL;
     const char **paths = NULL;
     int n_paths = 0, i, r;
@@ -262,6 +349,22 @@ int cli_ingest(int argc, char **argv)
             o.overlap_tokens = (int)v;
         } else if (strcmp(a, "--sync") == 0) {
             o.sync = true;
+        } else if (strcmp(a, "--watch") == 0) {
+            if (watch.rescan_ms < 0)
+                watch.rescan_ms = 0;
+        } else if (strcmp(a, "--rescan") == 0 ||
+                   strcmp(a, "--debounce-ms") == 0) {
+            if (!(val = value(argc, argv, &i)))
+                goto usage;
+            if (parse_int(val, 1, 86400000, &v)) {
+                usage_error(argv[0], "--rescan and --debounce-ms need a "
+                                     "positive number");
+                goto usage;
+            }
+            if (a[2] == 'r')
+                rescan_s = v;
+            else
+                watch.debounce_ms = (int)v;
         } else if (strcmp(a, "--text-field") == 0) {
             if (!(o.extract.text_field = value(argc, argv, &i)))
                 goto usage;
@@ -288,6 +391,8 @@ int cli_ingest(int argc, char **argv)
         usage_error(argv[0], "give at least one file or directory to ingest");
         goto usage;
     }
+    if (rescan_s && watch.rescan_ms >= 0)
+        watch.rescan_ms = (int)(rescan_s * 1000);
     if (meta_fields && split_list(meta_fields, (const char ***)&o.extract.meta_fields,
                                   &o.extract.n_meta_fields)) {
         free(paths);
@@ -311,18 +416,12 @@ int cli_ingest(int argc, char **argv)
         o.note = on_note;
         o.progress = on_progress;
         o.ctx = &ui;
-        rc = ingest_paths(s, m, paths, (size_t)n_paths, &o, &st, &err);
-        ui_clear(&ui);
-        if (!rc || st.added + st.updated + st.unchanged > 0) {
-            double rate = st.seconds > 0 ? (double)st.chunks / st.seconds : 0;
-            printf("ingest: %zu files into '%s': %lld added, %lld updated, "
-                   "%lld unchanged, %lld removed, %lld failed; %lld chunks in "
-                   "%.2f s (%.1f chunks/s)\n",
-                   st.files, c.collection, (long long)st.added,
-                   (long long)st.updated, (long long)st.unchanged,
-                   (long long)st.removed, (long long)st.failed,
-                   (long long)st.chunks, st.seconds, rate);
-            fflush(stdout);
+        cli_run run = {s, m, paths, (size_t)n_paths, &o, &ui, &st};
+        if (watch.rescan_ms >= 0) {
+            o.sync = true;               /* a watched folder loses files */
+            rc = watch_paths(&run, &watch, &err);
+        } else {
+            rc = run_ingest(&run, &err);
         }
     }
     store_close(s);

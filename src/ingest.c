@@ -76,7 +76,7 @@ typedef struct file_list {
 
 typedef struct ingest_run {
     store *s;
-    model *m;
+    const ingest_backend *b;
     const ingest_options *o;
     const char *collection;
     char model_id[256];
@@ -121,6 +121,19 @@ typedef struct queued {
     int completes_file;
     uint64_t file_bytes;
 } queued;
+
+/* The store is reached only between these (the server's store_lock). */
+static void lock(ingest_run *r)
+{
+    if (r->b->lock)
+        r->b->lock(r->b->ctx);
+}
+
+static void unlock(ingest_run *r)
+{
+    if (r->b->unlock)
+        r->b->unlock(r->b->ctx);
+}
 
 static void note(ingest_run *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -333,7 +346,9 @@ static int write_doc(ingest_run *r, queued *q)
         .chunks = cl->n ? r->chunk_in : NULL,
         .n_chunks = cl->n,
     };
+    lock(r);
     rc = store_upsert_document(r->s, r->collection, &d, NULL, r->err);
+    unlock(r);
     if (rc)
         return lode_error_prefix(r->err, "storing %s", q->source);
     if (q->exists)
@@ -377,9 +392,9 @@ static int flush(ingest_run *r)
         for (size_t start = 0; start < total && !rc; start += INGEST_BATCH) {
             size_t n = total - start < INGEST_BATCH ? total - start
                                                     : INGEST_BATCH;
-            rc = model_embed(r->m, (int)n, r->texts + start, r->lens + start,
-                             r->vectors + start * (size_t)r->dim, NULL,
-                             r->err);
+            rc = r->b->embed(r->b->ctx, (int)n, r->texts + start,
+                             r->lens + start,
+                             r->vectors + start * (size_t)r->dim, r->err);
         }
         if (rc)
             return lode_error_prefix(r->err, "embedding");
@@ -416,9 +431,8 @@ static int enqueue(ingest_run *r, const char *source, const char *sha,
     r->n_queue++;
     if (!q->source || (metadata && !q->metadata))
         return lode_error_set(r->err, LODE_ENOMEM, "out of memory");
-    rc = chunk_split(model_tokenizer(r->m), q->doc.text, q->doc.len,
-                     q->doc.headings, q->doc.n_headings, &r->chunking,
-                     &q->chunks, r->err);
+    rc = r->b->chunk(r->b->ctx, q->doc.text, q->doc.len, q->doc.headings,
+                     q->doc.n_headings, &r->chunking, &q->chunks, r->err);
     if (rc)
         return rc;
     r->queued_chunks += q->chunks.n;
@@ -431,8 +445,10 @@ static int lookup(ingest_run *r, const char *source, const char *external_id,
 {
     char stored[65];
     int64_t id;
+    lock(r);
     int rc = store_find_document(r->s, r->collection, source, external_id,
                                  &id, stored, r->err);
+    unlock(r);
     *exists = rc == LODE_OK;
     *same = *exists && strcmp(stored, sha) == 0;
     if (rc == LODE_ENOTFOUND) {
@@ -689,7 +705,9 @@ static int sync_removed(ingest_run *r, char *const *paths, size_t n_paths)
 {
     char **sources = NULL;
     size_t n = 0;
+    lock(r);
     int rc = store_list_sources(r->s, r->collection, &sources, &n, r->err);
+    unlock(r);
     if (rc)
         return rc;
     qsort(r->seen, r->n_seen, sizeof *r->seen, cmp_str);
@@ -699,10 +717,12 @@ static int sync_removed(ingest_run *r, char *const *paths, size_t n_paths)
             of_kept_file(r, src))
             continue;
         int64_t id;
+        lock(r);
         rc = store_find_document(r->s, r->collection, src, NULL, &id, NULL,
                                  r->err);
         if (!rc)
             rc = store_delete_document(r->s, id, r->err);
+        unlock(r);
         if (!rc)
             r->st.removed++;
     }
@@ -710,24 +730,56 @@ static int sync_removed(ingest_run *r, char *const *paths, size_t n_paths)
     return rc;
 }
 
+/* The backend of a model owned by the caller. */
+static int model_chunk(void *ctx, const char *text, size_t len,
+                       const chunk_heading *headings, size_t n_headings,
+                       const chunk_options *o, chunk_list *out,
+                       lode_error *err)
+{
+    return chunk_split(model_tokenizer(ctx), text, len, headings,
+                       n_headings, o, out, err);
+}
+
+static int model_embed_texts(void *ctx, int n, const char *const *texts,
+                             const size_t *lens, float *out, lode_error *err)
+{
+    return model_embed(ctx, n, texts, lens, out, NULL, err);
+}
+
 int ingest_paths(store *s, model *m, const char *const *paths,
                  size_t n_paths, const ingest_options *opts,
                  ingest_stats *stats, lode_error *err)
 {
+    ingest_backend b = {
+        .chunk = model_chunk,
+        .embed = model_embed_texts,
+        .ctx = m,
+        .dim = model_dim(m),
+        .max_seq_length = model_max_seq_length(m),
+    };
+    ingest_model_id(m, b.model_id, sizeof b.model_id);
+    return ingest_paths_with(s, &b, paths, n_paths, opts, stats, err);
+}
+
+int ingest_paths_with(store *s, const ingest_backend *b,
+                      const char *const *paths, size_t n_paths,
+                      const ingest_options *opts, ingest_stats *stats,
+                      lode_error *err)
+{
     ingest_run r = {0};
     r.s = s;
-    r.m = m;
+    r.b = b;
     r.o = opts;
     r.err = err;
     r.collection = opts->collection ? opts->collection
                                     : INGEST_DEFAULT_COLLECTION;
-    r.dim = model_dim(m);
+    r.dim = b->dim;
     clock_gettime(CLOCK_MONOTONIC, &r.t0);
-    ingest_model_id(m, r.model_id, sizeof r.model_id);
+    snprintf(r.model_id, sizeof r.model_id, "%s", b->model_id);
     if (stats)
         memset(stats, 0, sizeof *stats);
 
-    r.chunking = chunk_default_options(model_max_seq_length(m));
+    r.chunking = chunk_default_options(b->max_seq_length);
     if (opts->chunk_tokens > 0) {
         r.chunking.max_tokens = opts->chunk_tokens;
         if (opts->overlap_tokens < 0 &&
@@ -736,7 +788,7 @@ int ingest_paths(store *s, model *m, const char *const *paths,
     }
     if (opts->overlap_tokens >= 0)
         r.chunking.overlap_tokens = opts->overlap_tokens;
-    int rc = chunk_check_options(&r.chunking, model_max_seq_length(m), err);
+    int rc = chunk_check_options(&r.chunking, b->max_seq_length, err);
     if (rc)
         return rc;
 
@@ -757,8 +809,11 @@ int ingest_paths(store *s, model *m, const char *const *paths,
             goto out;
         }
     }
-    if ((rc = store_create_collection(s, r.collection, r.model_id, r.dim,
-                                      STORE_COSINE, err)))
+    lock(&r);
+    rc = store_create_collection(s, r.collection, r.model_id, r.dim,
+                                 STORE_COSINE, err);
+    unlock(&r);
+    if (rc)
         goto out;
     for (size_t i = 0; i < n_paths && !rc; i++) {
         struct stat sb;

@@ -89,6 +89,30 @@ int ingest_paths(store *s, model *m, const char *const *paths,
                  size_t n_paths, const ingest_options *opts,
                  ingest_stats *stats, lode_error *err);
 
+/* How a run reaches the model and the store.  ingest_paths makes one for
+ * a model the caller owns; the server makes one that goes through its
+ * scheduler (chunking on the scheduler thread, which owns the tokenizer)
+ * and takes its store lock around every store call. */
+typedef struct ingest_backend {
+    int (*chunk)(void *ctx, const char *text, size_t len,
+                 const chunk_heading *headings, size_t n_headings,
+                 const chunk_options *opts, chunk_list *out,
+                 lode_error *err);
+    int (*embed)(void *ctx, int n, const char *const *texts,
+                 const size_t *lens, float *vectors, lode_error *err);
+    void (*lock)(void *ctx);         /* may be NULL: no locking */
+    void (*unlock)(void *ctx);
+    void *ctx;
+    int dim, max_seq_length;
+    char model_id[256];              /* see ingest_model_id */
+} ingest_backend;
+
+/* ingest_paths through a backend (see above). */
+int ingest_paths_with(store *s, const ingest_backend *b,
+                      const char *const *paths, size_t n_paths,
+                      const ingest_options *opts, ingest_stats *stats,
+                      lode_error *err);
+
 /* Clean a path lexically: drop "." components, repeated and trailing
  * slashes ("./a//b/" -> "a/b", "." stays "."). Returns a malloc'd string
  * or NULL when out of memory. */
