@@ -67,6 +67,8 @@ typedef struct api_config {
     int debug_load_delay_ms;      /* tests: slow model load */
     double debug_memory_percent;  /* tests: fake memory use; < 0: real */
     const char *webhooks_path;    /* --webhooks JSON file, or NULL */
+    const char *watch_dir;        /* --watch DIR kept indexed, or NULL */
+    int watch_rescan_s;           /* its full rescans (0: the default) */
     /* chat (api_chat.c) and its LLM (llm.h) */
     const char *llm_base_url;     /* NULL: LLM_DEFAULT_BASE_URL */
     const char *llm_api_key;

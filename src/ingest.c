@@ -79,7 +79,7 @@ typedef struct ingest_run {
     const ingest_backend *b;
     const ingest_options *o;
     const char *collection;
-    char model_id[256];
+    char model_id[288];
     chunk_options chunking;
     int dim;
     ingest_stats st;

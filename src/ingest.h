@@ -104,7 +104,7 @@ typedef struct ingest_backend {
     void (*unlock)(void *ctx);
     void *ctx;
     int dim, max_seq_length;
-    char model_id[256];              /* see ingest_model_id */
+    char model_id[288];              /* see ingest_model_id */
 } ingest_backend;
 
 /* ingest_paths through a backend (see above). */

@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include "api.h"
+#include "api_watch.h"
 #include "cli_store.h"
 #include "forward.h"
 #include "http.h"
@@ -74,6 +75,12 @@ static const server_opt options[] = {
     {"--webhooks", NULL, "LODE_WEBHOOKS", NULL, OPT_STR, OFF(webhooks_path),
      0, 0, "JSON file configuring POST /webhook/tally and /webhook/{name} "
      "(secrets, fields, catalog, forwarding; see README)"},
+    {"--watch", NULL, "LODE_WATCH", NULL, OPT_STR, OFF(watch_dir), 0, 0,
+     "keep this folder indexed into the default collection: new, changed "
+     "and removed files, as `lode ingest --watch` (inotify)"},
+    {"--watch-rescan", NULL, "LODE_WATCH_RESCAN", NULL, OPT_INT,
+     OFF(watch_rescan_s), 1, 86400,
+     "seconds between full rescans of --watch (default 300)"},
     {"--max-body", NULL, "LODE_MAX_BODY", NULL, OPT_SIZE, OFF(max_body), 1,
      1 << 30, "request body limit in bytes (default 1048576)"},
     {"--max-inputs", NULL, "LODE_MAX_INPUTS", NULL, OPT_INT, OFF(max_inputs),
@@ -416,6 +423,7 @@ int server_main(int argc, char **argv)
     http_server *h = NULL;
     pthread_t store_thread;
     int store_thread_started = 0;
+    api_watcher *watcher = NULL;
     rc = 1;
     if (metrics_create(names, api_n_routes, &a.metrics, &err))
         goto out;
@@ -505,6 +513,10 @@ int server_main(int argc, char **argv)
                  "cannot start the database thread");
     }
 
+    if (c->watch_dir && *c->watch_dir &&
+        api_watch_start(&a, c->watch_dir, c->watch_rescan_s, &watcher, &err))
+        fprintf(stderr, "lode: --watch: %s\n", err.message);
+
     int sig = 0;
     while (sigwait(&sigs, &sig) != 0)
         ;
@@ -513,6 +525,8 @@ int server_main(int argc, char **argv)
             sig == SIGTERM ? "SIGTERM" : "SIGINT", c->grace_s);
     atomic_store(&a.shutting_down, 1);
     http_quiesce(h);
+    api_watch_stop(watcher);     /* a run in progress ends at its next batch */
+    watcher = NULL;
     drain(h, c->grace_s * 1000);
     /* LLM calls still out are aborted: their chats answer from the
      * documents (the scheduler still runs for that), then whatever still
@@ -537,6 +551,7 @@ out:
                 err.message[0] ? err.message : lode_strerror(err.code));
     /* The HTTP threads before the scheduler: a handler may ask it for its
      * status until the very end. */
+    api_watch_stop(watcher);
     if (h) {
         http_stop(h);
         a.http = NULL;
