@@ -178,7 +178,10 @@ static void para_end(office *o, int level, int list_level, int is_title)
 
 static void cell_end(office *o)
 {
-    buf_add(o, &o->row, &o->row_len, &o->row_cap, " | ", 3);
+    /* empty cells leave no " |  | " behind */
+    if (o->row_len && !(o->row_len >= 3 &&
+                        memcmp(o->row + o->row_len - 3, " | ", 3) == 0))
+        buf_add(o, &o->row, &o->row_len, &o->row_cap, " | ", 3);
     o->row_cells++;
 }
 
@@ -525,15 +528,20 @@ static int docx_text(zip_t *z, office *o, lode_error *err)
         styles_free(&styles);
         return lode_error_set(err, LODE_ENOMEM, "out of memory");
     }
-    int in_t = 0, level = 0, list = 0, title = 0, ret;
-    while ((ret = xmlTextReaderRead(r)) == 1 && !o->oom) {
+    int in_t = 0, level = 0, list = 0, title = 0, ret, skipped = 0;
+    /* Read advances at the end of the body; a skipped subtree has
+     * already advanced (xmlTextReaderNext). */
+    for (ret = xmlTextReaderRead(r); ret == 1 && !o->oom;
+         ret = skipped ? ret : xmlTextReaderRead(r)) {
+        skipped = 0;
         int type = xmlTextReaderNodeType(r);
         const char *n = lname(r);
         if (type == XML_READER_TYPE_ELEMENT) {
             int empty = xmlTextReaderIsEmptyElement(r);
             if (strcmp(n, "Fallback") == 0 || strcmp(n, "instrText") == 0 ||
                 strcmp(n, "delText") == 0) {
-                xmlTextReaderNext(r);        /* duplicates, field codes */
+                ret = xmlTextReaderNext(r);  /* duplicates, field codes */
+                skipped = 1;
                 continue;
             }
             if (strcmp(n, "p") == 0) {
@@ -605,8 +613,12 @@ static int odt_text(zip_t *z, office *o, lode_error *err)
         part_close_file(&p);
         return lode_error_set(err, LODE_ENOMEM, "out of memory");
     }
-    int in_para = 0, level = 0, list_depth = 0, title = 0, ret;
-    while ((ret = xmlTextReaderRead(r)) == 1 && !o->oom) {
+    int in_para = 0, level = 0, list_depth = 0, title = 0, ret, skipped = 0;
+    /* Read advances at the end of the body; a skipped subtree has
+     * already advanced (xmlTextReaderNext). */
+    for (ret = xmlTextReaderRead(r); ret == 1 && !o->oom;
+         ret = skipped ? ret : xmlTextReaderRead(r)) {
+        skipped = 0;
         int type = xmlTextReaderNodeType(r);
         const char *n = lname(r);
         if (type == XML_READER_TYPE_ELEMENT) {
@@ -614,7 +626,8 @@ static int odt_text(zip_t *z, office *o, lode_error *err)
             if (strcmp(n, "note") == 0 || strcmp(n, "annotation") == 0 ||
                 strcmp(n, "tracked-changes") == 0 ||
                 strcmp(n, "covered-table-cell") == 0) {
-                xmlTextReaderNext(r);
+                ret = xmlTextReaderNext(r);
+                skipped = 1;
                 continue;
             }
             if (strcmp(n, "p") == 0 || strcmp(n, "h") == 0) {

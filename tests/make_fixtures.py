@@ -15,6 +15,7 @@ suite and the fixtures are byte-for-byte the same on every machine:
   handbook.docx   Title, Heading 1/2 paragraphs, a list, a table.
   handbook.odt    the same content as an OpenDocument text.
   broken.docx / broken.odt   the files cut in half.
+  truncated.odt   a whole zip whose content.xml stops mid-element.
   bomb.docx       word/document.xml of 200 MiB of one repeated byte,
                   deflated to about 200 KiB (ratio ~1000).
   many.docx       20,000 empty zip entries.
@@ -238,6 +239,8 @@ def main():
     write_zip(j("handbook.odt"), odt_files())
     cut(j("broken.docx"), open(j("handbook.docx"), "rb").read())
     cut(j("broken.odt"), open(j("handbook.odt"), "rb").read())
+    write_zip(j("truncated.odt"), [(n, d[: len(d) * 2 // 3]) if n == "content.xml"
+                                   else (n, d) for n, d in odt_files()])
     write_bomb(j("bomb.docx"))
     write_zip(j("many.docx"), docx_files() + [("x/%d" % i, "") for i in range(20000)])
 

@@ -1,11 +1,17 @@
 /* test_extract.c - text extraction: formats by extension, the UTF-8
  * policy, Markdown and plain text as is, HTML boilerplate removal,
  * structure and headings, JSON and JSONL records with their fields, and
- * clear errors (never a crash) for malformed input. */
+ * clear errors (never a crash) for malformed input; DOCX and ODT
+ * (zips written here with libzip): paragraphs, styles and outline levels
+ * as headings, lists, tables, skipped parts, damaged files; page lookup
+ * and the UTF-8 cleaning of extracted text. */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#include "extract.h"
+#include <zip.h>
+
+#include "extract_int.h"
 #include "test.h"
 
 static int extract(extract_format f, const char *s, const extract_options *o,
@@ -245,6 +251,190 @@ static void test_records(void)
           "unknown format");
 }
 
+/* ---- binary formats ----------------------------------------------------- */
+
+static void test_pages_and_types(void)
+{
+    size_t starts[] = {0, 10, 10, 25};
+    extract_doc d = {.page_starts = starts, .n_pages = 4, .len = 30};
+    CHECK(extract_page_at(&d, 0) == 1 && extract_page_at(&d, 9) == 1, "p1");
+    CHECK(extract_page_at(&d, 10) == 3, "empty page 2 holds nothing: %d",
+          extract_page_at(&d, 10));
+    CHECK(extract_page_at(&d, 29) == 4, "last page");
+    extract_doc none = {0};
+    CHECK(extract_page_at(&none, 5) == 0, "no pages");
+    CHECK(extract_format_of("a.PDF") == EXTRACT_PDF, "pdf");
+    CHECK(extract_format_of("a.docx") == EXTRACT_DOCX, "docx");
+    CHECK(extract_format_of("a.odt") == EXTRACT_ODT, "odt");
+    CHECK(extract_format_of_content_type("application/pdf") == EXTRACT_PDF,
+          "pdf type");
+    CHECK(extract_format_of_content_type(
+              "application/vnd.openxmlformats-officedocument."
+              "wordprocessingml.document") == EXTRACT_DOCX, "docx type");
+    CHECK(extract_format_of_content_type(
+              "application/vnd.oasis.opendocument.text") == EXTRACT_ODT,
+          "odt type");
+    CHECK(extract_format_of_content_type("text/markdown; charset=utf-8") ==
+              EXTRACT_MARKDOWN, "params ignored");
+    CHECK(extract_format_of_content_type("image/png") == EXTRACT_UNKNOWN,
+          "png type");
+    CHECK(extract_is_binary(EXTRACT_PDF) && !extract_is_binary(EXTRACT_HTML),
+          "binary");
+}
+
+static void test_clean_text(void)
+{
+    /* "ab\xff" "cd" NUL "ef": the bad byte becomes U+FFFD, NUL goes; the
+     * heading on "ef" and the page start before "cd" move with them. */
+    extract_doc d = {0};
+    d.len = 8;
+    d.text = malloc(9);
+    memcpy(d.text, "ab\xff" "cd\0ef", 9);
+    d.n_pages = 2;
+    d.page_starts = malloc(2 * sizeof *d.page_starts);
+    d.page_starts[0] = 0;
+    d.page_starts[1] = 3;
+    d.n_headings = 1;
+    d.headings = malloc(sizeof *d.headings);
+    d.headings[0] = (chunk_heading){6, 8, 6, 8, 1};
+    lode_error err = {0};
+    CHECK(extract__clean_text(&d, &err) == 0, "clean: %s", err.message);
+    CHECK(d.len == 9 && memcmp(d.text, "ab\xef\xbf\xbd" "cdef", 9) == 0,
+          "cleaned text");
+    CHECK(d.page_starts[1] == 5, "page start moved: %zu", d.page_starts[1]);
+    CHECK(d.headings[0].line_start == 7 && d.headings[0].title_end == 9,
+          "heading moved: %zu", d.headings[0].line_start);
+    extract_doc_clear(&d);
+}
+
+/* A zip of (name, content) pairs in memory, written through libzip. */
+static char *make_zip(const char *const *files, size_t n, size_t *len)
+{
+    char path[] = "/tmp/lode-test-zip-XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    zip_t *z = zip_open(path, ZIP_CREATE | ZIP_TRUNCATE, NULL);
+    for (size_t i = 0; z && i < n; i++) {
+        zip_source_t *src = zip_source_buffer(z, files[2 * i + 1],
+                                              strlen(files[2 * i + 1]), 0);
+        zip_file_add(z, files[2 * i], src, ZIP_FL_OVERWRITE);
+    }
+    if (z)
+        zip_close(z);
+    char *data = NULL;
+    lode_error err = {0};
+    extract_read_file(path, &data, len, &err);
+    unlink(path);
+    return data;
+}
+
+#define W_NS "xmlns:w=\"http://schemas.openxmlformats.org/wordprocessingml/2006/main\""
+
+static void test_docx(void)
+{
+    const char *doc =
+        "<w:document " W_NS "><w:body>"
+        "<w:p><w:pPr><w:outlineLvl w:val=\"0\"/></w:pPr>"
+        "<w:r><w:t>Intro</w:t></w:r><w:r><w:t xml:space=\"preserve\"> part</w:t></w:r></w:p>"
+        "<w:p><w:r><w:t>First</w:t><w:br/><w:t>line two</w:t></w:r></w:p>"
+        "<w:p><w:pPr><w:pStyle w:val=\"Sub\"/></w:pPr><w:r><w:t>Deeper</w:t></w:r></w:p>"
+        "<w:p><w:pPr><w:numPr><w:ilvl w:val=\"1\"/></w:numPr></w:pPr>"
+        "<w:r><w:t>nested item</w:t></w:r></w:p>"
+        "<w:tbl><w:tr><w:tc><w:p><w:r><w:t>a</w:t></w:r></w:p>"
+        "<w:p><w:r><w:t>b</w:t></w:r></w:p></w:tc><w:tc/>"
+        "<w:tc><w:p><w:r><w:t>c</w:t></w:r></w:p></w:tc></w:tr></w:tbl>"
+        "<w:p><w:r><w:delText>gone</w:delText><w:instrText>PAGE</w:instrText>"
+        "<w:t>kept</w:t></w:r></w:p>"
+        "</w:body></w:document>";
+    const char *styles =
+        "<w:styles " W_NS "><w:style w:type=\"paragraph\" w:styleId=\"H\">"
+        "<w:name w:val=\"heading 1\"/></w:style>"
+        "<w:style w:type=\"paragraph\" w:styleId=\"Sub\"><w:name w:val=\"Sub\"/>"
+        "<w:basedOn w:val=\"H2\"/></w:style>"
+        "<w:style w:type=\"paragraph\" w:styleId=\"H2\"><w:name w:val=\"heading 2\"/>"
+        "</w:style></w:styles>";
+    const char *files[] = {"word/document.xml", doc, "word/styles.xml", styles};
+    size_t len;
+    char *zip = make_zip(files, 2, &len);
+    CHECK(zip != NULL, "zip written");
+    extract_doc *d = NULL;
+    size_t n = 0;
+    lode_error err = {0};
+    int rc = extract_buffer(EXTRACT_DOCX, zip, len, NULL, &d, &n, &err);
+    CHECK(rc == 0 && n == 1, "docx: %d %s", rc, err.message);
+    if (rc == 0) {
+        const char *want = "# Intro part\n\nFirst\nline two\n\n## Deeper\n\n"
+                           "  - nested item\n\na b | c\n\nkept";
+        CHECK(strcmp(d->text, want) == 0, "docx text:\n%s", d->text);
+        CHECK(d->n_headings == 2 && d->headings[0].level == 1 &&
+                  d->headings[1].level == 2, "docx headings %zu",
+              d->n_headings);
+        CHECK(d->title && strcmp(d->title, "Intro part") == 0,
+              "title from the first h1: %s", d->title ? d->title : "(null)");
+        CHECK(d->n_pages == 0, "no pages");
+    }
+    extract_docs_free(d, n);
+    /* truncated: refused, no crash */
+    rc = extract_buffer(EXTRACT_DOCX, zip, len / 2, NULL, &d, &n, &err);
+    CHECK(rc == LODE_EFORMAT && strstr(err.message, "zip"), "cut: %d %s", rc,
+          err.message);
+    free(zip);
+    /* no document part; bad XML */
+    const char *other[] = {"a.txt", "x"};
+    zip = make_zip(other, 1, &len);
+    rc = extract_buffer(EXTRACT_DOCX, zip, len, NULL, &d, &n, &err);
+    CHECK(rc == LODE_EFORMAT && strstr(err.message, "word/document.xml"),
+          "no part: %s", err.message);
+    rc = extract_buffer(EXTRACT_ODT, zip, len, NULL, &d, &n, &err);
+    CHECK(rc == LODE_EFORMAT && strstr(err.message, "content.xml"),
+          "no odt part: %s", err.message);
+    free(zip);
+    const char *broken[] = {"word/document.xml", "<w:document " W_NS "><w:p>"};
+    zip = make_zip(broken, 1, &len);
+    rc = extract_buffer(EXTRACT_DOCX, zip, len, NULL, &d, &n, &err);
+    CHECK(rc == LODE_EFORMAT && strstr(err.message, "not well-formed"),
+          "bad xml: %s", err.message);
+    free(zip);
+    rc = extract_buffer(EXTRACT_DOCX, "PK\x03\x04", 4, NULL, &d, &n, &err);
+    CHECK(rc == LODE_EFORMAT, "four bytes: %d", rc);
+}
+
+static void test_odt(void)
+{
+    const char *content =
+        "<office:document-content "
+        "xmlns:office=\"urn:oasis:names:tc:opendocument:xmlns:office:1.0\" "
+        "xmlns:text=\"urn:oasis:names:tc:opendocument:xmlns:text:1.0\" "
+        "xmlns:table=\"urn:oasis:names:tc:opendocument:xmlns:table:1.0\">"
+        "<office:body><office:text>"
+        "<text:h text:outline-level=\"2\">Setup  <text:span>steps</text:span></text:h>"
+        "<text:p>one<text:s text:c=\"3\"/>two\n  three<text:note><text:note-body>"
+        "<text:p>footnote</text:p></text:note-body></text:note></text:p>"
+        "<text:list><text:list-item><text:p>x</text:p>"
+        "<text:list><text:list-item><text:p>y</text:p></text:list-item></text:list>"
+        "</text:list-item></text:list>"
+        "<table:table><table:table-row><table:table-cell><text:p>1</text:p>"
+        "</table:table-cell><table:covered-table-cell/><table:table-cell>"
+        "<text:p>2</text:p></table:table-cell></table:table-row></table:table>"
+        "</office:text></office:body></office:document-content>";
+    const char *files[] = {"content.xml", content};
+    size_t len;
+    char *zip = make_zip(files, 1, &len);
+    extract_doc *d = NULL;
+    size_t n = 0;
+    lode_error err = {0};
+    int rc = extract_buffer(EXTRACT_ODT, zip, len, NULL, &d, &n, &err);
+    CHECK(rc == 0, "odt: %s", err.message);
+    if (rc == 0) {
+        const char *want = "## Setup steps\n\none   two three\n\n- x\n  - y"
+                           "\n\n1 | 2";
+        CHECK(strcmp(d->text, want) == 0, "odt text:\n%s", d->text);
+        CHECK(d->n_headings == 1 && d->headings[0].level == 2, "odt heading");
+    }
+    extract_docs_free(d, n);
+    free(zip);
+}
+
 int main(void)
 {
     test_formats();
@@ -252,5 +442,9 @@ int main(void)
     test_plain();
     test_html();
     test_records();
+    test_pages_and_types();
+    test_clean_text();
+    test_docx();
+    test_odt();
     TEST_MAIN_END();
 }

@@ -1,0 +1,99 @@
+"""PDF, DOCX and ODT in the server: `lode serve --watch DIR` picks up files
+added, changed and removed while it runs, and page numbers of PDF chunks
+reach /search results, document chunk listings and /chat sources.
+
+Fixtures come from tests/make_fixtures.py (written here, at test time).
+Every wait polls for the condition it then asserts, with a deadline."""
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+from conftest import ROOT, TIMEOUT
+
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+import make_fixtures  # noqa: E402
+
+
+def wait_for(what, cond, timeout=TIMEOUT):
+    end = time.time() + timeout
+    last = None
+    while time.time() < end:
+        last = cond()
+        if last:
+            return last
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def search(s, query, k=5):
+    r = s.post("/search", {"query": query, "k": k})
+    assert r.status_code == 200, r.text
+    return r.json()["results"]
+
+
+def sources(s):
+    r = s.post("/search", {"query": "gateway", "k": 100})
+    return {x["source"] for x in r.json()["results"]} if r.status_code == 200 \
+        else set()
+
+
+def test_watch_and_pages(make_server, tmp_path):
+    fx = tmp_path / "fx"
+    subprocess.run([sys.executable, os.path.join(ROOT, "tests",
+                                                 "make_fixtures.py"), str(fx)],
+                   check=True)
+    watched = tmp_path / "watched"
+    watched.mkdir()
+    shutil.copy(fx / "paged.pdf", watched / "paged.pdf")
+    s = make_server("--watch", str(watched), "--watch-rescan", "3600")
+    pdf = str(watched / "paged.pdf")
+    wait_for("the PDF indexed", lambda: pdf in sources(s))
+
+    # Page numbers in search results ...
+    top = search(s, "zebra firmware package before the first start")[0]
+    assert top["source"] == pdf
+    assert (top["page_start"], top["page_end"]) == (2, 2), top
+    assert top["heading"] == "Install > Linux"
+    # ... in the document's chunk listing ...
+    doc = s.get("/collections/default/documents/%d" %
+                top["document_id"]).json()
+    pages = [(c["page_start"], c["page_end"]) for c in doc["chunks"]]
+    assert pages[0] == (1, 1) and pages[-1] == (3, 3), pages
+    # ... and in chat sources (no LLM: the answer from the documents).
+    chat = s.post("/chat", {"message": "What does the gateway need on "
+                                       "Linux before the first start?"})
+    assert chat.status_code == 200, chat.text
+    src = chat.json()["sources"]
+    assert src and src[0]["source"] == pdf, src
+    assert (src[0]["page_start"], src[0]["page_end"]) == (2, 2), src[0]
+
+    # A file added while it runs: a Word file, without pages.
+    docx = str(watched / "handbook.docx")
+    shutil.copy(fx / "handbook.docx", docx)
+    wait_for("the DOCX indexed", lambda: docx in sources(s))
+    hit = [x for x in search(s, "zebra firmware package", 10)
+           if x["source"] == docx][0]
+    assert "page_start" not in hit and hit["heading"] == "Install > Linux"
+
+    # Changed: new content under the same name (written to a temporary
+    # name and renamed, as editors save).
+    files = [(n, d.replace("zebra firmware", "quokka driver"))
+             for n, d in make_fixtures.docx_files()]
+    make_fixtures.write_zip(str(tmp_path / "new.docx"), files)
+    os.replace(tmp_path / "new.docx", docx)
+
+    def changed():
+        res = search(s, "quokka driver", 3)
+        return res and res[0]["source"] == docx and \
+            "quokka driver" in res[0]["text"]
+    wait_for("the changed DOCX re-indexed", changed)
+    assert not any("zebra" in x["text"] for x in search(s, "zebra", 20)
+                   if x["source"] == docx)
+
+    # Removed.
+    os.remove(docx)
+    wait_for("the DOCX removed", lambda: docx not in sources(s))
+    assert pdf in sources(s)
+    assert "watch:" in s.stderr
