@@ -21,6 +21,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <zip.h>
+
 #include "gguf.h"
 #include "kernels.h"
 
@@ -886,6 +888,125 @@ static void seed_tokenizer(void)
     free(b.p);
 }
 
+/* ---- office (DOCX, ODT) and PDF tool output ------------------------------ */
+
+/* A zip of name/content pairs, as written by libzip, prefixed with the
+ * format byte of fuzz_office (0: DOCX, 1: ODT). */
+static void write_zip_seed(const char *name, int odt, const char *const *files,
+                           size_t n, int truncate)
+{
+    char path[] = "/tmp/lode-seed-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0)
+        die("mkstemp");
+    close(fd);
+    zip_t *z = zip_open(path, ZIP_CREATE | ZIP_TRUNCATE, NULL);
+    if (!z)
+        die("zip_open");
+    for (size_t i = 0; i < n; i++) {
+        zip_source_t *src = zip_source_buffer(z, files[2 * i + 1],
+                                              strlen(files[2 * i + 1]), 0);
+        zip_int64_t idx = src ? zip_file_add(z, files[2 * i], src,
+                                             ZIP_FL_OVERWRITE) : -1;
+        /* a fixed time, so the seeds are the same on every run */
+        if (idx < 0 || zip_file_set_mtime(z, (zip_uint64_t)idx, 946684800, 0))
+            die("zip_file_add");
+    }
+    if (zip_close(z) != 0)
+        die("zip_close");
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        die(path);
+    buf b = {0};
+    put_u8(&b, (uint8_t)odt);
+    char chunk[4096];
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0)
+        put(&b, chunk, got);
+    fclose(f);
+    unlink(path);
+    write_seed("office", name, b.p, truncate ? b.len / 2 : b.len);
+    free(b.p);
+}
+
+#define SEED_W "xmlns:w=\"http://schemas.openxmlformats.org/wordprocessingml/2006/main\""
+#define SEED_ODF "xmlns:office=\"urn:oasis:names:tc:opendocument:xmlns:office:1.0\" " \
+    "xmlns:text=\"urn:oasis:names:tc:opendocument:xmlns:text:1.0\" "               \
+    "xmlns:table=\"urn:oasis:names:tc:opendocument:xmlns:table:1.0\""
+
+static void seed_office(void)
+{
+    const char *docx[] = {
+        "word/document.xml",
+        "<w:document " SEED_W "><w:body>"
+        "<w:p><w:pPr><w:pStyle w:val=\"Title\"/></w:pPr><w:r><w:t>Handbook</w:t></w:r></w:p>"
+        "<w:p><w:pPr><w:pStyle w:val=\"Heading1\"/></w:pPr><w:r><w:t>Install</w:t></w:r></w:p>"
+        "<w:p><w:pPr><w:outlineLvl w:val=\"1\"/></w:pPr><w:r><w:t>Linux</w:t></w:r></w:p>"
+        "<w:p><w:r><w:t xml:space=\"preserve\">Needs the </w:t><w:tab/><w:t>firmware</w:t>"
+        "<w:br/><w:t>package.</w:t></w:r></w:p>"
+        "<w:p><w:pPr><w:numPr><w:ilvl w:val=\"0\"/></w:numPr></w:pPr><w:r><w:t>item</w:t></w:r></w:p>"
+        "<w:tbl><w:tr><w:tc><w:p><w:r><w:t>a</w:t></w:r></w:p></w:tc><w:tc/></w:tr>"
+        "<w:tr><w:tc><w:tbl><w:tr><w:tc><w:p><w:r><w:t>nested</w:t></w:r></w:p></w:tc></w:tr></w:tbl></w:tc></w:tr></w:tbl>"
+        "<mc:AlternateContent xmlns:mc=\"m\"><mc:Choice><w:t>c</w:t></mc:Choice>"
+        "<mc:Fallback><w:t>f</w:t></mc:Fallback></mc:AlternateContent>"
+        "</w:body></w:document>",
+        "word/styles.xml",
+        "<w:styles " SEED_W "><w:style w:type=\"paragraph\" w:styleId=\"Title\">"
+        "<w:name w:val=\"Title\"/></w:style><w:style w:type=\"paragraph\" "
+        "w:styleId=\"Heading1\"><w:name w:val=\"heading 1\"/><w:basedOn w:val=\"Heading1\"/>"
+        "</w:style></w:styles>",
+        "docProps/core.xml",
+        "<cp:coreProperties xmlns:cp=\"c\" xmlns:dc=\"http://purl.org/dc/elements/1.1/\">"
+        "<dc:title>Handbook</dc:title></cp:coreProperties>",
+    };
+    write_zip_seed("handbook.docx", 0, docx, 3, 0);
+    write_zip_seed("truncated.docx", 0, docx, 3, 1);
+    const char *odt[] = {
+        "content.xml",
+        "<office:document-content " SEED_ODF "><office:body><office:text>"
+        "<text:p text:style-name=\"Title\">Handbook</text:p>"
+        "<text:h text:outline-level=\"1\">Install</text:h>"
+        "<text:h text:outline-level=\"9\">Deep <text:span>heading</text:span></text:h>"
+        "<text:p>one<text:s text:c=\"2\"/>two<text:tab/>three<text:line-break/>four"
+        "<text:note><text:note-body><text:p>note</text:p></text:note-body></text:note></text:p>"
+        "<text:list><text:list-item><text:p>x</text:p><text:list><text:list-item>"
+        "<text:p>y</text:p></text:list-item></text:list></text:list-item></text:list>"
+        "<table:table><table:table-row><table:table-cell><text:p>1</text:p>"
+        "</table:table-cell><table:covered-table-cell/><table:table-cell/>"
+        "</table:table-row></table:table>"
+        "</office:text></office:body></office:document-content>",
+        "meta.xml",
+        "<office:document-meta " SEED_ODF " xmlns:dc=\"http://purl.org/dc/elements/1.1/\">"
+        "<office:meta><dc:title>Handbook</dc:title></office:meta></office:document-meta>",
+    };
+    write_zip_seed("handbook.odt", 1, odt, 2, 0);
+    write_zip_seed("truncated.odt", 1, odt, 2, 1);
+    const char *bad_xml[] = {"content.xml", "<office:document-content><text:p>open"};
+    write_zip_seed("bad-xml.odt", 1, bad_xml, 1, 0);
+    const char *no_part[] = {"mimetype", "application/vnd.oasis.opendocument.text"};
+    write_zip_seed("no-content.odt", 1, no_part, 1, 0);
+}
+
+static void seed_pdf(void)
+{
+    static const char three_pages[] =
+        "Handbook\n\nThis handbook explains the gateway.\n\n\f\n"
+        "Install\nLinux\nOn Linux the gateway needs the firmware.\n\n\f\n"
+        "Usage\nOpen the dashboard.\n\n\f\n"
+        "\0"
+        "-\t\"Install\"\t#page=2&zoom=100,0,0\n"
+        "|\t\t\"Linux\"\t#page=2&zoom=100,0,0\n"
+        "|\t\"Usage\"\t#page=3&zoom=100,0,0\n"
+        "|\t\"Not on the page \\\"quoted\\\" \\x41\"\t#page=1\n"
+        "|\t\"Beyond\"\t#page=9\n";
+    write_seed("pdf", "three-pages-outline", three_pages, sizeof three_pages - 1);
+    static const char empty_pages[] = "\f\n\f\n  \n\f\nlast page only\n\f\n";
+    write_seed("pdf", "empty-pages", empty_pages, sizeof empty_pages - 1);
+    static const char bad_utf8[] = "caf\xc3 \xff\xfe text\f\n\xe2\x82\f\n\0"
+                                   "-\t\"caf\xc3\"\t#page=1\n+\t\"\"\t#page=2\n";
+    write_seed("pdf", "bad-utf8", bad_utf8, sizeof bad_utf8 - 1);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1)
@@ -895,6 +1016,8 @@ int main(int argc, char **argv)
     seed_models();
     seed_safetensors();
     seed_tokenizer();
+    seed_office();
+    seed_pdf();
     printf("make_seeds: %d seeds written under %s\n", n_written, root);
     return 0;
 }
