@@ -323,7 +323,9 @@ static int apply_outline(extract_doc *d, const outline *o, lode_error *err)
             }
             ls = le + 1;
         }
-        if (!found && cursor <= ps) {
+        /* an empty page has nothing to head (and a trailing one starts
+         * in the middle of the last line) */
+        if (!found && cursor <= ps && ps < pe) {
             ins[n_ins++] = (insert){ps, e->title, e->level > 6 ? 6 : e->level};
             cursor = ps;
         }
