@@ -27,9 +27,14 @@
  * (store_upsert_document), so a crash or kill leaves every stored document
  * complete and a re-run finishes the job.
  *
- * A file that cannot be read or extracted (invalid UTF-8, malformed JSON)
- * is reported through the note callback, counted as failed, and the run
+ * A file that cannot be read or extracted (invalid UTF-8, malformed JSON,
+ * a scanned or password-protected PDF, a damaged zip or a zip bomb) is
+ * reported through the note callback, counted as failed, and the run
  * goes on; errors of the store or the model stop the run.
+ *
+ * PDF, DOCX and ODT files are hashed through a fixed buffer and handed to
+ * extract_file by path, so they are never held in memory whole; chunks of
+ * a paged document get the pages they span (extract_page_at).
  */
 #ifndef LODE_INGEST_H
 #define LODE_INGEST_H
