@@ -609,21 +609,17 @@ static bool stage_fallback(chat_run *r)
         const chat_src *s = &r->src[i];
         rag_span *sp = NULL;
         size_t n = 0;
+        /* sentences and table rows; a chunk of headings alone gives none */
         if (rag_sentences(s->text, s->text_len, &sp, &n))
             continue;
-        if (n == 0) {   /* a chunk of no proper sentence: the chunk itself */
-            sp = malloc(sizeof *sp);
-            if (sp) {
-                sp[0] = (rag_span){0, s->text_len};
-                n = 1;
-            }
-        }
         for (size_t j = 0; j < n && r->n_sent < cap; j++) {
-            char *t = chat_dup(s->text + sp[j].start, sp[j].end - sp[j].start);
+            size_t len = sp[j].end - sp[j].start;
+            char *t = sp[j].row ? rag_row_text(s->text, &sp[j], &len)
+                                : chat_dup(s->text + sp[j].start, len);
             if (!t)
                 break;
             r->s_texts[r->n_sent] = t;
-            r->s_lens[r->n_sent] = sp[j].end - sp[j].start;
+            r->s_lens[r->n_sent] = len;
             r->s_source[r->n_sent] = (int)i + 1;
             r->s_pos[r->n_sent] = sp[j].start;
             r->n_sent++;
