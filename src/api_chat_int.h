@@ -77,8 +77,10 @@ typedef struct chat_run {
     /* embeddings */
     sched_job job;            /* the query */
     sched_job sjob;           /* fallback sentences */
-    const char **s_texts;
+    const char **s_texts;     /* as answered */
     size_t *s_lens;
+    const char **s_embed;     /* as embedded: after the heading it is under */
+    size_t *s_elens;
     int *s_source;            /* 1-based source number of each sentence */
     size_t *s_pos;
     size_t n_sent;

@@ -724,6 +724,7 @@ int rag_sentences(const char *text, size_t len, rag_span **out, size_t *n_out)
     /* the current table block: its first line, and whether we are in one */
     size_t head_s = 0, head_e = 0;
     bool in_table = false;
+    size_t sec_s = 0, sec_e = 0;    /* the last heading line seen */
     for (size_t ls = 0; ls < len;) {
         size_t le = ls;
         while (le < len && text[le] != '\n')
@@ -740,7 +741,7 @@ int rag_sentences(const char *text, size_t len, rag_span **out, size_t *n_out)
                 head_s = s;
                 head_e = e;
             } else if (!separator_line(text + s, e - s) &&
-                       push_span(&v, &n, &cap, (rag_span){s, e, head_s, head_e, true})) {
+                       push_span(&v, &n, &cap, (rag_span){s, e, head_s, head_e, sec_s, sec_e, true})) {
                 free(v);
                 return LODE_ENOMEM;
             }
@@ -748,6 +749,16 @@ int rag_sentences(const char *text, size_t len, rag_span **out, size_t *n_out)
             continue;
         }
         in_table = false;
+        if (s < le && text[s] == '#') {
+            size_t h = s;
+            while (h < le && (text[h] == '#' || text[h] == ' '))
+                h++;
+            size_t he = le;
+            while (he > h && (text[he - 1] == ' ' || text[he - 1] == '\t'))
+                he--;
+            sec_s = h;
+            sec_e = he;
+        }
         bool markup = s < le && (text[s] == '#' ||
                                  (le - s >= 3 && (strncmp(text + s, "---", 3) == 0 ||
                                                   strncmp(text + s, "<!--", 4) == 0 ||
@@ -779,7 +790,7 @@ int rag_sentences(const char *text, size_t len, rag_span **out, size_t *n_out)
                 while (te > ts && (text[te - 1] == ' ' || text[te - 1] == '\t'))
                     te--;
                 if (te > ts && count_words(text + ts, te - ts) >= 4 &&
-                    push_span(&v, &n, &cap, (rag_span){ts, te, 0, 0, false})) {
+                    push_span(&v, &n, &cap, (rag_span){ts, te, 0, 0, sec_s, sec_e, false})) {
                     free(v);
                     return LODE_ENOMEM;
                 }
