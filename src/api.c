@@ -14,6 +14,11 @@
 #include <string.h>
 
 const http_route api_routes[] = {
+    /* the web page (web.c): one route per file of web/ */
+    {"GET", "/", api_web, "/", 0, API_PUBLIC},
+    {"GET", "/app.js", api_web, "/app.js", 0, API_PUBLIC},
+    {"GET", "/app.css", api_web, "/app.css", 0, API_PUBLIC},
+    {"GET", "/favicon.svg", api_web, "/favicon.svg", 0, API_PUBLIC},
     {"GET", "/health", api_health, "/health", 0, API_PUBLIC},
     {"GET", "/model-status", api_model_status, "/model-status", 0, API_READ},
     {"GET", "/memory-status", api_memory_status, "/memory-status", 0,

@@ -220,6 +220,8 @@ void api_webhook_tally(http_request *req, void *app);
 void api_webhook_generic(http_request *req, void *app);
 void api_chat(http_request *req, void *app);
 void api_chat_completions(http_request *req, void *app);
+/* The web page's files (web.c). */
+void api_web(http_request *req, void *app);
 /* The chat models of /v1/models (one per collection, api_chat.c): appends
  * them to `data`. */
 void api_chat_models(api *a, json_t *data);
