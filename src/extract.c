@@ -44,6 +44,34 @@ extract_format extract_format_of(const char *path)
     return EXTRACT_UNKNOWN;
 }
 
+static const struct {
+    const char *type;
+    extract_format format;
+} media_types[] = {
+    {"text/markdown", EXTRACT_MARKDOWN},  {"text/x-markdown", EXTRACT_MARKDOWN},
+    {"text/plain", EXTRACT_TEXT},         {"text/html", EXTRACT_HTML},
+    {"application/xhtml+xml", EXTRACT_HTML},
+    {"application/json", EXTRACT_JSON},   {"text/json", EXTRACT_JSON},
+    {"application/x-ndjson", EXTRACT_JSONL},
+    {"application/jsonl", EXTRACT_JSONL}, {"application/x-jsonlines", EXTRACT_JSONL},
+    {"application/jsonlines", EXTRACT_JSONL},
+};
+
+extract_format extract_format_for(const char *name, const char *content_type)
+{
+    extract_format f = name ? extract_format_of(name) : EXTRACT_UNKNOWN;
+    if (f != EXTRACT_UNKNOWN || !content_type)
+        return f;
+    while (*content_type == ' ' || *content_type == '\t')
+        content_type++;
+    size_t n = strcspn(content_type, "; \t");
+    for (size_t i = 0; i < sizeof media_types / sizeof *media_types; i++)
+        if (strlen(media_types[i].type) == n &&
+            strncasecmp(content_type, media_types[i].type, n) == 0)
+            return media_types[i].format;
+    return EXTRACT_UNKNOWN;
+}
+
 const char *extract_format_name(extract_format f)
 {
     switch (f) {

@@ -47,6 +47,13 @@ typedef enum extract_format {
 
 /* By the extension of path, case-insensitively. */
 extract_format extract_format_of(const char *path);
+/* The extractor for an upload: by the extension of name (as
+ * extract_format_of; name may be NULL), else by its MIME type
+ * (text/markdown, text/plain, text/html, application/json,
+ * application/x-ndjson...; parameters and case ignored; may be NULL).
+ * The one place that decides how a named or typed file is read, for the
+ * CLI's paths and the server's uploads alike. */
+extract_format extract_format_for(const char *name, const char *content_type);
 /* "text", "markdown", "html", "json", "jsonl" ("unknown"). */
 const char *extract_format_name(extract_format f);
 /* Formats whose files hold many records rather than one document. */
