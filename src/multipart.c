@@ -137,6 +137,8 @@ static int parse_headers(const char *p, const char *end, multipart_part *part,
             v++;
         size_t nl = (size_t)(colon - p);
         if (nl == 19 && strncasecmp(p, "Content-Disposition", 19) == 0) {
+            /* a repeated header replaces the first one whole */
+            part->name[0] = part->filename[0] = '\0';
             if (find_param(v, line_end, "name", part->name,
                            sizeof part->name) < 0)
                 return lode_error_set(err, LODE_EFORMAT, "multipart part "

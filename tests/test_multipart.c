@@ -109,6 +109,15 @@ static void test_preamble_and_empty(void)
         CHECK(p[1].len == 0 && strcmp(p[1].name, "a") == 0, "empty data");
     }
     free(p);
+    /* a repeated Content-Disposition replaces the first (found by fuzzing) */
+    static const char twice[] = "--x\r\nContent-Disposition: form-data; name=a; "
+                                "filename=f.md\r\nContent-Disposition: form-data; "
+                                "name=b\r\n\r\nd\r\n--x--";
+    n = parse(twice, sizeof twice - 1, "x", &p, &rc);
+    CHECK(rc == 0 && n == 1 && !p[0].has_filename && !p[0].filename[0] &&
+              strcmp(p[0].name, "b") == 0,
+          "repeated header");
+    free(p);
     n = parse("--x--", 5, "x", &p, &rc);
     CHECK(rc == 0 && n == 0 && p == NULL, "no parts: rc %d n %zu", rc, n);
 }
