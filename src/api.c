@@ -18,6 +18,7 @@
 const http_route api_routes[] = {
     /* the web page (web.c): one route per file of web/ */
     {"GET", "/", api_web, "/", 0, API_PUBLIC},
+    {"GET", "/index.html", api_web, "/index.html", 0, API_PUBLIC},
     {"GET", "/app.js", api_web, "/app.js", 0, API_PUBLIC},
     {"GET", "/app.css", api_web, "/app.css", 0, API_PUBLIC},
     {"GET", "/favicon.svg", api_web, "/favicon.svg", 0, API_PUBLIC},
