@@ -25,7 +25,9 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c))
-LIB_OBJ := $(LIB_SRC:src/%.c=$(BUILD)/%.o)
+LIB_OBJ := $(LIB_SRC:src/%.c=$(BUILD)/%.o) $(BUILD)/web_assets.o
+# The web page (web/*) is compiled in as byte arrays (src/web.h).
+WEB_FILES := $(sort $(wildcard web/*))
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 DEPS_OK := $(BUILD)/.deps-ok
@@ -41,6 +43,12 @@ $(DEPS_OK): scripts/deps.sh
 $(BUILD)/%.o: src/%.c | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+
+$(BUILD)/web_assets.c: scripts/embed_web.sh $(WEB_FILES)
+	@mkdir -p $(@D)
+	scripts/embed_web.sh $@ $(WEB_FILES)
+$(BUILD)/web_assets.o: $(BUILD)/web_assets.c | $(DEPS_OK)
+	$(CC) $(CFLAGS) -Isrc -c -o $@ $<
 
 $(BUILD)/liblode.a: $(LIB_OBJ)
 	$(AR) rcs $@ $^
@@ -122,7 +130,7 @@ FUZZ_BIN     := $(patsubst fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard fuzz/fuzz_*.c))
 # forward pass), so work in progress elsewhere cannot break the fuzz build.
 FUZZ_SRC     := err mapfile gguf safetensors tokenizer gguf_model hf bert \
 	kernels kernels_avx2 kernels_avx512 pool chunk extract extract_text \
-	extract_office extract_pdf subproc
+	extract_office extract_pdf subproc multipart
 FUZZ_OBJ     := $(FUZZ_SRC:%=$(FUZZ_BUILD)/obj/%.o)
 FUZZ_DEPS_OK := $(FUZZ_BUILD)/.deps-ok
 # fuzz_tokenizer reads the default model's vocab.txt; this fetches it.

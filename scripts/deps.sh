@@ -7,7 +7,7 @@ set -eu
 PKGS="build-essential pkg-config libmicrohttpd-dev libjansson-dev libutf8proc-dev
 libsqlite3-dev libcurl4-openssl-dev libssl-dev libxml2-dev libzip-dev libopenblas-dev
 mupdf-tools
-python3 python3-venv python3-pip unzip"
+python3 python3-venv python3-pip unzip chromium"
 [ -n "${LODE_EXTRA_DEPS:-}" ] && PKGS="$PKGS $LODE_EXTRA_DEPS"
 
 missing=""

@@ -10,10 +10,18 @@
  * is always open, for the platform's health checks. */
 #include "api.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 const http_route api_routes[] = {
+    /* the web page (web.c): one route per file of web/ */
+    {"GET", "/", api_web, "/", 0, API_PUBLIC},
+    {"GET", "/index.html", api_web, "/index.html", 0, API_PUBLIC},
+    {"GET", "/app.js", api_web, "/app.js", 0, API_PUBLIC},
+    {"GET", "/app.css", api_web, "/app.css", 0, API_PUBLIC},
+    {"GET", "/favicon.svg", api_web, "/favicon.svg", 0, API_PUBLIC},
     {"GET", "/health", api_health, "/health", 0, API_PUBLIC},
     {"GET", "/model-status", api_model_status, "/model-status", 0, API_READ},
     {"GET", "/memory-status", api_memory_status, "/memory-status", 0,
@@ -36,6 +44,10 @@ const http_route api_routes[] = {
      "/collections/{name}", 0, API_WRITE},
     {"POST", "/collections/{}/documents", api_documents_add,
      "/collections/{name}/documents", HTTP_JSON_BODY, API_WRITE | API_HEAVY},
+    {"GET", "/collections/{}/documents", api_documents_list,
+     "/collections/{name}/documents", 0, API_READ},
+    {"POST", "/collections/{}/files", api_files_add,
+     "/collections/{name}/files", 0, API_WRITE | API_HEAVY},
     {"GET", "/collections/{}/documents/{}", api_document_get,
      "/collections/{name}/documents/{id}", 0, API_READ},
     {"DELETE", "/collections/{}/documents/{}", api_document_delete,
@@ -43,6 +55,11 @@ const http_route api_routes[] = {
     {"POST", "/chat", api_chat, "/chat", HTTP_JSON_BODY, API_READ | API_HEAVY},
     {"POST", "/v1/chat/completions", api_chat_completions,
      "/v1/chat/completions", HTTP_JSON_BODY, API_READ | API_HEAVY},
+    /* ratings of answers: given by whoever may chat, exported with the
+     * key (api_feedback.c) */
+    {"POST", "/feedback", api_feedback_add, "/feedback", HTTP_JSON_BODY,
+     API_READ},
+    {"GET", "/feedback", api_feedback_export, "/feedback", 0, API_ADMIN},
     /* authenticated by the form's or webhook's signature (webhook.c) */
     {"POST", "/webhook/tally", api_webhook_tally, "/webhook/tally",
      HTTP_JSON_BODY, API_PUBLIC | API_HEAVY},
@@ -134,6 +151,26 @@ void api_respond_lode_error(http_request *req, api *a, const lode_error *err)
         http_respond_error(req, 500, "server_error", "internal_error", "%s",
                            msg);
     }
+}
+
+bool api_query_int(http_request *req, const char *name, long long def,
+                   long long max, long long *out)
+{
+    const char *v = http_query(req, name);
+    *out = def;
+    if (!v)
+        return true;
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (!*v || *end || errno || n < 0 || n > max) {
+        http_respond_error(req, 400, "invalid_request_error", "invalid_query",
+                           "'%s' must be an integer from 0 to %lld", name,
+                           max);
+        return false;
+    }
+    *out = n;
+    return true;
 }
 
 void api_refresh_stats(api *a)

@@ -148,6 +148,10 @@ void api_process_reading(api *a, memstat_process *out);
 void api_respond_lode_error(http_request *req, api *a, const lode_error *err);
 /* Refresh the cached store counts; store_lock held. */
 void api_refresh_stats(api *a);
+/* A query-string integer from 0 to max (def when absent); answers 400
+ * and returns false when it is something else. */
+bool api_query_int(http_request *req, const char *name, long long def,
+                   long long max, long long *out);
 /* The auth rule of a route class (API_READ, API_WRITE...), for handlers
  * that decide it from the body; answers and returns false when refused. */
 bool api_authorize(http_request *req, api *a, int route_class);
@@ -180,6 +184,15 @@ typedef struct api_doc {
     size_t len;
     char *metadata_json;      /* request memory, or NULL */
     char sha256[65];
+    /* the extractor's headings (file uploads), when headings_given; else
+     * Markdown headings are looked for in the text */
+    const chunk_heading *headings;
+    size_t n_headings;
+    bool headings_given;
+    /* paged formats (PDF uploads): where each page starts in text, as
+     * extract_doc has them; NULL otherwise */
+    const size_t *page_starts;
+    size_t n_pages;
 } api_doc;
 
 typedef struct api_docs_state {
@@ -202,6 +215,12 @@ int api_chunk_documents(sched_job *job, const struct tok_tokenizer *tok,
 int api_store_documents(store *s, api_docs_state *st, const char *mid,
                         json_t *written, lode_error *err);
 
+/* Submit a filled state's job (chunk, embed) and suspend the request. */
+void api_docs_submit(http_request *req, api *a, api_docs_state *st);
+/* Resumed: write the documents (store_lock taken here) and return what
+ * api_store_documents wrote, or NULL after answering the error. */
+json_t *api_docs_write(http_request *req, api *a, api_docs_state *st);
+
 /* Handlers. */
 void api_health(http_request *req, void *app);
 void api_model_status(http_request *req, void *app);
@@ -217,11 +236,19 @@ void api_collections_create(http_request *req, void *app);
 void api_collections_delete(http_request *req, void *app);
 void api_documents_add(http_request *req, void *app);
 void api_document_get(http_request *req, void *app);
+void api_documents_list(http_request *req, void *app);
+/* Files in any format `lode ingest` reads (api_files.c). */
+void api_files_add(http_request *req, void *app);
+/* Ratings of answers (api_feedback.c). */
+void api_feedback_add(http_request *req, void *app);
+void api_feedback_export(http_request *req, void *app);
 void api_document_delete(http_request *req, void *app);
 void api_webhook_tally(http_request *req, void *app);
 void api_webhook_generic(http_request *req, void *app);
 void api_chat(http_request *req, void *app);
 void api_chat_completions(http_request *req, void *app);
+/* The web page's files (web.c). */
+void api_web(http_request *req, void *app);
 /* The chat models of /v1/models (one per collection, api_chat.c): appends
  * them to `data`. */
 void api_chat_models(api *a, json_t *data);

@@ -108,6 +108,14 @@ void api_health(http_request *req, void *app)
                            "consecutive_failures", br.consecutive_failures,
                            "retry_in_s", (double)br.retry_in_ms / 1000.0)
                : json_pack("{s:b}", "configured", 0));
+    pthread_mutex_lock(&a->stats_lock);
+    store_stats stats = a->stats;
+    pthread_mutex_unlock(&a->stats_lock);
+    json_object_set_new(o, "store",
+                        json_pack("{s:I,s:I,s:I}", "collections",
+                                  (json_int_t)stats.collections, "documents",
+                                  (json_int_t)stats.documents, "chunks",
+                                  (json_int_t)stats.chunks));
     double uptime_h = (double)(sched_now_ms() - a->started_ms) / 3600000.0;
     json_object_set_new(
         o, "performance",

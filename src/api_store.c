@@ -331,7 +331,9 @@ void api_collections_list(http_request *req, void *app)
     for (size_t i = 0; i < n; i++)
         json_array_append_new(list, collection_json(&infos[i]));
     store_collections_free(infos, n);
-    http_respond_json(req, 200, json_pack("{s:o}", "collections", list));
+    http_respond_json(req, 200, json_pack("{s:o,s:s}", "collections", list,
+                                          "default",
+                                          a->cfg.default_collection));
 }
 
 /* Find a collection's info; store_lock held.  1 found, 0 not, < 0 error. */
@@ -476,9 +478,13 @@ int api_chunk_documents(sched_job *job, const tok_tokenizer *tok,
         const doc_in *doc = &st->docs[d];
         chunk_heading *headings = NULL;
         size_t n_headings = 0;
-        int rc = chunk_find_markdown_headings(doc->text, doc->len, &headings,
-                                              &n_headings, err);
-        if (!rc)
+        int rc = 0;
+        if (doc->headings_given)
+            rc = chunk_split(tok, doc->text, doc->len, doc->headings,
+                             doc->n_headings, &opts, &st->chunks[d], err);
+        else if (!(rc = chunk_find_markdown_headings(doc->text, doc->len,
+                                                     &headings, &n_headings,
+                                                     err)))
             rc = chunk_split(tok, doc->text, doc->len, headings, n_headings,
                              &opts, &st->chunks[d], err);
         free(headings);
@@ -649,6 +655,13 @@ static int write_documents(store *s, docs_state *st, const char *mid,
                 .vector = st->job.vectors + (k + c) * (size_t)st->job.dim,
                 .dimension = st->job.dim,
             };
+            if (doc->n_pages) {
+                extract_doc pd = {.page_starts = (size_t *)doc->page_starts,
+                                  .n_pages = doc->n_pages};
+                chunks[c].page_start = extract_page_at(&pd, ch->byte_start);
+                chunks[c].page_end = extract_page_at(
+                    &pd, ch->byte_end ? ch->byte_end - 1 : 0);
+            }
         }
         store_document_in in = {
             .model_id = mid,
@@ -698,11 +711,11 @@ int api_store_documents(store *s, docs_state *st, const char *mid,
     return rc;
 }
 
-static void documents_answer(http_request *req, api *a, docs_state *st)
+json_t *api_docs_write(http_request *req, api *a, api_docs_state *st)
 {
     if (st->job.rc) {
         api_respond_lode_error(req, a, &st->job.err);
-        return;
+        return NULL;
     }
     sched_status ss;
     sched_get_status(a->sched, &ss);
@@ -710,7 +723,7 @@ static void documents_answer(http_request *req, api *a, docs_state *st)
     model_id(&st->job, ss.type, mid, sizeof mid);
     store *s = api_store_acquire(req, a);
     if (!s)
-        return;
+        return NULL;
     lode_error err = {0};
     json_t *written = json_array();
     int rc = api_store_documents(s, st, mid, written, &err);
@@ -719,8 +732,27 @@ static void documents_answer(http_request *req, api *a, docs_state *st)
     if (rc) {
         json_decref(written);
         api_respond_lode_error(req, a, &err);
-        return;
+        return NULL;
     }
+    return written;
+}
+
+void api_docs_submit(http_request *req, api *a, api_docs_state *st)
+{
+    st->job.prepare = api_chunk_documents;
+    st->job.max_tokens = a->cfg.max_tokens;
+    st->job.deadline_ms = sched_now_ms() + a->cfg.load_wait_ms;
+    st->job.done = on_job_done;
+    st->job.ctx = req;
+    http_suspend(req);
+    sched_submit(a->sched, &st->job);
+}
+
+static void documents_answer(http_request *req, api *a, docs_state *st)
+{
+    json_t *written = api_docs_write(req, a, st);
+    if (!written)
+        return;
     http_respond_json(req, 200, json_pack(
         "{s:s,s:o,s:i,s:{s:i,s:i}}", "collection", st->collection,
         "documents", written, "chunks", st->job.n, "usage", "prompt_tokens",
@@ -753,13 +785,7 @@ void api_documents_add(http_request *req, void *app)
     http_set_state(req, st, api_docs_state_free);
     if (!parse_documents(req, a, body, st) || !store_ready(req, a))
         return;
-    st->job.prepare = api_chunk_documents;
-    st->job.max_tokens = a->cfg.max_tokens;
-    st->job.deadline_ms = sched_now_ms() + a->cfg.load_wait_ms;
-    st->job.done = on_job_done;
-    st->job.ctx = req;
-    http_suspend(req);
-    sched_submit(a->sched, &st->job);
+    api_docs_submit(req, a, st);
 }
 
 /* Find a document of `collection` by external id, else by numeric id;
@@ -835,6 +861,52 @@ void api_document_get(http_request *req, void *app)
     json_t *o = document_json(doc);
     store_document_free(doc);
     http_respond_json(req, 200, o);
+}
+
+#define API_DOCUMENTS_PAGE 100
+#define API_DOCUMENTS_PAGE_MAX 1000
+
+/* GET /collections/{name}/documents?offset=&limit= : a page of the
+ * collection's documents in the order they were added. */
+void api_documents_list(http_request *req, void *app)
+{
+    api *a = app;
+    const char *name = http_param(req, 0);
+    long long offset, limit;
+    if (!check_name(req, name) ||
+        !api_query_int(req, "offset", 0, INT32_MAX, &offset) ||
+        !api_query_int(req, "limit", API_DOCUMENTS_PAGE,
+                       API_DOCUMENTS_PAGE_MAX, &limit))
+        return;
+    store *s = api_store_acquire(req, a);
+    if (!s)
+        return;
+    store_document_info *docs = NULL;
+    size_t n = 0;
+    int64_t total = 0;
+    lode_error err = {0};
+    int rc = store_list_documents(s, name, (size_t)offset, (size_t)limit,
+                                  &docs, &n, &total, &err);
+    api_store_release(a);
+    if (rc) {
+        api_respond_lode_error(req, a, &err);
+        return;
+    }
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(
+            list, json_pack("{s:I,s:s?,s:s?,s:s?,s:I,s:I,s:I}", "document_id",
+                            (json_int_t)docs[i].id, "id", docs[i].external_id,
+                            "source", docs[i].source, "title", docs[i].title,
+                            "chunks", (json_int_t)docs[i].chunks, "created",
+                            (json_int_t)docs[i].created, "updated",
+                            (json_int_t)docs[i].updated));
+    store_document_infos_free(docs, n);
+    http_respond_json(req, 200, json_pack("{s:s,s:o,s:I,s:I,s:I}",
+                                          "collection", name, "documents",
+                                          list, "total", (json_int_t)total,
+                                          "offset", (json_int_t)offset,
+                                          "limit", (json_int_t)limit));
 }
 
 void api_document_delete(http_request *req, void *app)

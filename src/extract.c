@@ -42,8 +42,11 @@ static const struct {
     {"text/html", EXTRACT_HTML},
     {"application/xhtml+xml", EXTRACT_HTML},
     {"application/json", EXTRACT_JSON},
+    {"text/json", EXTRACT_JSON},
     {"application/x-ndjson", EXTRACT_JSONL},
     {"application/jsonl", EXTRACT_JSONL},
+    {"application/x-jsonlines", EXTRACT_JSONL},
+    {"application/jsonlines", EXTRACT_JSONL},
     {"application/pdf", EXTRACT_PDF},
     {"application/vnd.openxmlformats-officedocument.wordprocessingml."
      "document", EXTRACT_DOCX},
@@ -100,6 +103,13 @@ extract_format extract_format_of(const char *path)
         if (strcasecmp(dot, extensions[i].ext) == 0)
             return extensions[i].format;
     return EXTRACT_UNKNOWN;
+}
+
+
+extract_format extract_format_for(const char *name, const char *content_type)
+{
+    extract_format f = name ? extract_format_of(name) : EXTRACT_UNKNOWN;
+    return f != EXTRACT_UNKNOWN ? f : extract_format_of_content_type(content_type);
 }
 
 const char *extract_format_name(extract_format f)

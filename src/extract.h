@@ -89,9 +89,15 @@ typedef enum extract_format {
 
 /* By the extension of path, case-insensitively. */
 extract_format extract_format_of(const char *path);
-/* By a MIME type such as "application/pdf" (parameters after ';'
- * ignored), for uploads; EXTRACT_UNKNOWN for others. */
+/* By a MIME type such as "application/pdf" (parameters after ';' and
+ * case ignored), for uploads; EXTRACT_UNKNOWN for others or NULL. */
 extract_format extract_format_of_content_type(const char *content_type);
+/* The extractor for an upload: by the extension of name (as
+ * extract_format_of; name may be NULL), else by its MIME type (as
+ * extract_format_of_content_type).  The one place that decides how a
+ * named or typed file is read, for the CLI's paths and the server's
+ * uploads alike. */
+extract_format extract_format_for(const char *name, const char *content_type);
 /* "text", "markdown", "html", "json", "jsonl", "pdf", "docx", "odt"
  * ("unknown"). */
 const char *extract_format_name(extract_format f);

@@ -193,7 +193,7 @@ static int push_string(char ***v, size_t *n, size_t *cap, const char *s,
 static int add_file(ingest_run *r, file_list *fl, const char *path,
                     uint64_t size)
 {
-    extract_format f = extract_format_of(path);
+    extract_format f = extract_format_for(path, NULL);
     if (f == EXTRACT_UNKNOWN) {
         note(r, "skipping %s: unknown extension (known: %s)", path,
              extract_known_extensions());
@@ -511,6 +511,83 @@ static int record_sha(const extract_doc *d, char sha[65], lode_error *err)
     return LODE_OK;
 }
 
+void ingest_docs_free(ingest_doc *docs, size_t n)
+{
+    if (!docs)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(docs[i].source);
+        free(docs[i].metadata_json);
+        extract_doc_clear(&docs[i].doc);
+    }
+    free(docs);
+}
+
+int ingest_file_docs(const char *name, extract_format f, const char *data,
+                     size_t len, const extract_options *opts,
+                     ingest_doc **out, size_t *n_out, lode_error *err)
+{
+    *out = NULL;
+    *n_out = 0;
+    extract_doc *ex;
+    size_t n;
+    int rc = data ? extract_buffer(f, data, len, opts, &ex, &n, err)
+                  : extract_file(f, name, opts, &ex, &n, err);
+    if (rc)
+        return rc;
+    ingest_doc *docs = calloc(n ? n : 1, sizeof *docs);
+    if (!docs) {
+        extract_docs_free(ex, n);
+        return lode_error_set(err, LODE_ENOMEM, "out of memory");
+    }
+    int records = extract_is_records(f);
+    char file_sha[65];
+    if (!records && data)
+        store_sha256_hex(data, len, file_sha);
+    else if (!records && (rc = hash_file(name, file_sha, err))) {
+        extract_docs_free(ex, n);
+        free(docs);
+        return rc;
+    }
+    for (size_t i = 0; i < n && !rc; i++) {
+        ingest_doc *d = &docs[i];
+        d->doc = ex[i];                  /* moved: ex keeps only the array */
+        memset(&ex[i], 0, sizeof ex[i]);
+        if (records) {
+            size_t sl = strlen(name) + 2 +
+                        (d->doc.external_id ? strlen(d->doc.external_id) : 24);
+            if (!(d->source = malloc(sl))) {
+                rc = lode_error_set(err, LODE_ENOMEM, "out of memory");
+                break;
+            }
+            if (d->doc.external_id)
+                snprintf(d->source, sl, "%s#%s", name, d->doc.external_id);
+            else
+                snprintf(d->source, sl, "%s#%zu", name, d->doc.record);
+            rc = record_sha(&d->doc, d->sha256, err);
+            d->metadata_json = d->doc.metadata_json;
+            d->doc.metadata_json = NULL;
+        } else {
+            char meta[64];
+            snprintf(meta, sizeof meta, "{\"format\":\"%s\"}",
+                     extract_format_name(f));
+            memcpy(d->sha256, file_sha, sizeof file_sha);
+            d->source = strdup(name);
+            d->metadata_json = strdup(meta);
+            if (!d->source || !d->metadata_json)
+                rc = lode_error_set(err, LODE_ENOMEM, "out of memory");
+        }
+    }
+    extract_docs_free(ex, n);
+    if (rc) {
+        ingest_docs_free(docs, n);
+        return rc;
+    }
+    *out = docs;
+    *n_out = n;
+    return LODE_OK;
+}
+
 /* Ingest one file: queue what changed, flush when the batch is full.
  * Returns an error only for failures that stop the run. */
 static int ingest_file(ingest_run *r, const file_entry *f)
@@ -551,12 +628,10 @@ static int ingest_file(ingest_run *r, const file_entry *f)
             return LODE_OK;
         }
     }
-    extract_doc *docs;
+    ingest_doc *docs;
     size_t n_docs;
-    rc = binary ? extract_file(f->format, f->path, &r->o->extract, &docs,
-                               &n_docs, &ferr)
-                : extract_buffer(f->format, data, len, &r->o->extract, &docs,
-                                 &n_docs, &ferr);
+    rc = ingest_file_docs(f->path, f->format, binary ? NULL : data, len,
+                          &r->o->extract, &docs, &n_docs, &ferr);
     free(data);
     if (rc) {
         note(r, "failed %s: %s", f->path, ferr.message);
@@ -566,40 +641,21 @@ static int ingest_file(ingest_run *r, const file_entry *f)
                            r->err);
     }
     size_t queued_before = r->n_queue;
-    char *source = NULL;
     for (size_t i = 0; i < n_docs && !rc; i++) {
-        extract_doc *d = &docs[i];
-        const char *src = f->path;
-        char fmt_meta[64];
-        const char *meta = NULL;
+        ingest_doc *d = &docs[i];
         if (records) {
-            size_t sl = strlen(f->path) + 2 +
-                        (d->external_id ? strlen(d->external_id) : 24);
-            free(source);
-            if (!(source = malloc(sl))) {
-                rc = lode_error_set(r->err, LODE_ENOMEM, "out of memory");
-                break;
-            }
-            if (d->external_id)
-                snprintf(source, sl, "%s#%s", f->path, d->external_id);
-            else
-                snprintf(source, sl, "%s#%zu", f->path, d->record);
-            src = source;
-            if ((rc = record_sha(d, sha, r->err)) ||
-                (rc = push_string(&r->seen, &r->n_seen, &r->seen_cap, src,
-                                  r->err)) ||
-                (rc = lookup(r, src, d->external_id, sha, &exists, &same)))
+            if ((rc = push_string(&r->seen, &r->n_seen, &r->seen_cap,
+                                  d->source, r->err)) ||
+                (rc = lookup(r, d->source, d->doc.external_id, d->sha256,
+                             &exists, &same)))
                 break;
             if (same) {
                 r->st.unchanged++;
                 continue;
             }
-        } else {
-            snprintf(fmt_meta, sizeof fmt_meta, "{\"format\":\"%s\"}",
-                     extract_format_name(f->format));
-            meta = fmt_meta;
         }
-        rc = enqueue(r, src, sha, exists, d, meta);
+        rc = enqueue(r, d->source, d->sha256, exists, &d->doc,
+                     d->metadata_json);
         if (rc == LODE_EUTF8 || rc == LODE_ELIMIT) {
             /* cannot happen after extraction's checks; fail the file */
             note(r, "failed %s: %s", f->path, r->err->message);
@@ -610,8 +666,7 @@ static int ingest_file(ingest_run *r, const file_entry *f)
             break;
         }
     }
-    free(source);
-    extract_docs_free(docs, n_docs);
+    ingest_docs_free(docs, n_docs);
     if (rc)
         return rc;
     if (r->n_queue > queued_before) {

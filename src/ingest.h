@@ -118,6 +118,27 @@ int ingest_paths_with(store *s, const ingest_backend *b,
                       const ingest_options *opts, ingest_stats *stats,
                       lode_error *err);
 
+/* One document of a file as ingest stores it. */
+typedef struct ingest_doc {
+    char *source;            /* the file's name; "NAME#ID" for a record */
+    char sha256[65];         /* of the file; of a record's fields */
+    char *metadata_json;     /* {"format": F} for a whole file, else the
+                                record's metadata, or NULL (owned) */
+    extract_doc doc;         /* text, title, external id, headings (owned) */
+} ingest_doc;
+
+/* The documents of one file's bytes, named `name` (its source), in format
+ * f (data NULL: a binary format read from the file `name` itself, never
+ * held whole): extraction, the sources, hashes and metadata exactly as
+ * `lode ingest` stores them, so a file uploaded to the server and the same file
+ * ingested by the CLI become the same documents.  Errors are the
+ * extractor's (LODE_EUTF8, LODE_EFORMAT, LODE_EUNSUPPORTED) or
+ * LODE_ENOMEM.  Free with ingest_docs_free. */
+int ingest_file_docs(const char *name, extract_format f, const char *data,
+                     size_t len, const extract_options *opts,
+                     ingest_doc **out, size_t *n, lode_error *err);
+void ingest_docs_free(ingest_doc *docs, size_t n);
+
 /* Clean a path lexically: drop "." components, repeated and trailing
  * slashes ("./a//b/" -> "a/b", "." stays "."). Returns a malloc'd string
  * or NULL when out of memory. */

@@ -225,6 +225,47 @@ int store_search(store *s, const store_query *q, store_result **results,
                  size_t *n, lode_error *err);
 void store_results_free(store_result *results, size_t n);
 
+/* ---- listing documents ------------------------------------------------ */
+
+typedef struct store_document_info {
+    int64_t id;
+    char *source, *external_id, *title;   /* NULL when none */
+    int64_t chunks;
+    int64_t created, updated;             /* unix seconds */
+} store_document_info;
+
+/* A page of a collection's documents in id order: at most `limit` after
+ * skipping `offset`; *total (may be NULL) gets how many it has.  Free with
+ * store_document_infos_free().  LODE_ENOTFOUND if there is no such
+ * collection. */
+int store_list_documents(store *s, const char *collection, size_t offset,
+                         size_t limit, store_document_info **out, size_t *n,
+                         int64_t *total, lode_error *err);
+void store_document_infos_free(store_document_info *docs, size_t n);
+
+/* ---- feedback on answers (store_feedback.c) ---------------------------
+ * Ratings of chat answers, kept in a table of their own beside the
+ * collections (created on first use, so older files need no migration). */
+
+typedef struct store_feedback {
+    int64_t id;
+    char *answer_id;            /* the chat answer's id */
+    int rating;                 /* +1 (up) or -1 (down) */
+    char *comment, *query, *answer, *collection;  /* NULL when not given */
+    int64_t created, updated;   /* unix seconds */
+} store_feedback;
+
+/* Record fb (its id, created and updated are ignored): a second rating of
+ * the same answer replaces the first (fields not given keep their
+ * values).  *id (may be NULL) gets the row's id. */
+int store_put_feedback(store *s, const store_feedback *fb, int64_t *id,
+                       lode_error *err);
+/* Feedback with an id above after_id, oldest first, at most limit. Free
+ * with store_feedback_free(). */
+int store_list_feedback(store *s, int64_t after_id, size_t limit,
+                        store_feedback **out, size_t *n, lode_error *err);
+void store_feedback_free(store_feedback *fb, size_t n);
+
 /* ---- helpers ---------------------------------------------------------- */
 
 /* SHA-256 of data as 64 lowercase hex digits plus NUL. */

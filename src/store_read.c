@@ -410,3 +410,90 @@ int store_get_stats(store *s, const char *collection, store_stats *out,
     out->bytes_on_disk = (main_size > 0 ? main_size : 0) + (wal_size > 0 ? wal_size : 0);
     return 0;
 }
+
+/* ---- listing documents ------------------------------------------------ */
+
+void store_document_infos_free(store_document_info *docs, size_t n)
+{
+    if (!docs)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(docs[i].source);
+        free(docs[i].external_id);
+        free(docs[i].title);
+    }
+    free(docs);
+}
+
+int store_list_documents(store *s, const char *collection, size_t offset,
+                         size_t limit, store_document_info **out, size_t *n_out,
+                         int64_t *total, lode_error *err)
+{
+    *out = NULL;
+    *n_out = 0;
+    if (total)
+        *total = 0;
+    coll *c;
+    int rc = store__need_coll(s, collection, &c, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st;
+    if (total) {
+        if ((rc = store__prepare(s, "SELECT count(*) FROM documents WHERE collection_id = ?",
+                                 &st, err)))
+            return rc;
+        sqlite3_bind_int64(st, 1, c->id);
+        int src = sqlite3_step(st);
+        if (src == SQLITE_ROW)
+            *total = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        if (src != SQLITE_ROW)
+            return store__sql_error(s, src, "counting documents", err);
+    }
+    if ((rc = store__prepare(s, "SELECT d.id, d.source, d.external_id, d.title, d.created, "
+                                "d.updated, (SELECT count(*) FROM chunks k WHERE "
+                                "k.document_id = d.id) FROM documents d WHERE "
+                                "d.collection_id = ? ORDER BY d.id LIMIT ? OFFSET ?",
+                             &st, err)))
+        return rc;
+    sqlite3_bind_int64(st, 1, c->id);
+    sqlite3_bind_int64(st, 2, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
+    sqlite3_bind_int64(st, 3, offset > INT64_MAX ? INT64_MAX : (int64_t)offset);
+    store_document_info *list = NULL;
+    size_t n = 0, cap = 0;
+    int src;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            store_document_info *grown = realloc(list, cap * sizeof *grown);
+            if (!grown) {
+                rc = LODE_ENOMEM;
+                break;
+            }
+            list = grown;
+        }
+        store_document_info *d = &list[n++];
+        memset(d, 0, sizeof *d);
+        d->id = sqlite3_column_int64(st, 0);
+        d->created = sqlite3_column_int64(st, 4);
+        d->updated = sqlite3_column_int64(st, 5);
+        d->chunks = sqlite3_column_int64(st, 6);
+        if (store__col_dup(st, 1, &d->source) || store__col_dup(st, 2, &d->external_id) ||
+            store__col_dup(st, 3, &d->title)) {
+            rc = LODE_ENOMEM;
+            break;
+        }
+    }
+    sqlite3_finalize(st);
+    if (rc == LODE_ENOMEM)
+        rc = lode_error_set(err, LODE_ENOMEM, "out of memory listing documents");
+    else if (src != SQLITE_DONE)
+        rc = store__sql_error(s, src, "listing documents", err);
+    if (rc) {
+        store_document_infos_free(list, n);
+        return rc;
+    }
+    *out = list;
+    *n_out = n;
+    return 0;
+}

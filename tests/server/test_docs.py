@@ -97,3 +97,39 @@ def test_watch_and_pages(make_server, tmp_path):
     wait_for("the DOCX removed", lambda: docx not in sources(s))
     assert pdf in sources(s)
     assert "watch:" in s.stderr
+
+
+def test_upload_pdf_and_docx(make_server, tmp_path):
+    """Uploads take the same formats as ingest: a PDF keeps its pages, a
+    DOCX its headings, and a scan is refused by name with the reason while
+    the other files of the request are stored."""
+    import requests
+    from conftest import TIMEOUT
+    fx = tmp_path / "fx"
+    subprocess.run([sys.executable, os.path.join(ROOT, "tests",
+                                                 "make_fixtures.py"), str(fx)],
+                   check=True)
+    s = make_server()
+    files = [("file", (n, open(fx / n, "rb").read(), "application/octet-stream"))
+             for n in ("paged.pdf", "handbook.docx")]
+    r = requests.post(s.url + "/collections/docs/files", files=files,
+                      timeout=TIMEOUT)
+    assert r.status_code == 200, r.text
+    assert [f["format"] for f in r.json()["files"]] == ["pdf", "docx"]
+    res = s.post("/search", {"query": "zebra firmware package before the "
+                                      "first start", "collection": "docs",
+                             "k": 10}).json()["results"]
+    pdf = [x for x in res if x["source"] == "paged.pdf"][0]
+    assert (pdf["page_start"], pdf["page_end"]) == (2, 2), pdf
+    docx = [x for x in res if x["source"] == "handbook.docx"][0]
+    assert "page_start" not in docx and docx["heading"] == "Install > Linux"
+
+    # typed by its content type alone, a scan: refused with the reason
+    r = requests.post(s.url + "/collections/docs/files?filename=scan.pdf",
+                      data=open(fx / "scan.pdf", "rb").read(),
+                      headers={"Content-Type": "application/pdf"},
+                      timeout=TIMEOUT)
+    assert r.status_code in (400, 422), r.text
+    assert "text layer" in r.json()["error"]["message"], r.text
+    assert s.post("/search", {"query": "zebra", "collection": "docs",
+                              "k": 10}).status_code == 200

@@ -24,7 +24,7 @@ def add(s, coll, docs, **kw):
 
 def test_collections_crud(make_server):
     s = make_server()
-    assert s.get("/collections").json() == {"collections": []}
+    assert s.get("/collections").json()["collections"] == []
     r = s.post("/collections", {"name": "kb"})
     assert r.status_code == 201
     c = r.json()
