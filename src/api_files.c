@@ -85,6 +85,9 @@ static const char *format_extension(extract_format f)
     case EXTRACT_HTML: return ".html";
     case EXTRACT_JSON: return ".json";
     case EXTRACT_JSONL: return ".jsonl";
+    case EXTRACT_PDF: return ".pdf";
+    case EXTRACT_DOCX: return ".docx";
+    case EXTRACT_ODT: return ".odt";
     default: return ".txt";
     }
 }
@@ -124,11 +127,12 @@ static void read_file(file_in *f)
     f->format = extract_format_for(f->name, f->content_type);
     if (f->format == EXTRACT_UNKNOWN) {
         file_fail(f, 415, "unsupported_format",
-                  "%.256s: unknown format (%s%.100s); known: .md .markdown "
-                  ".txt .html .htm .json .jsonl, or their MIME types",
+                  "%.256s: unknown format (%s%.100s); known: %s, or their "
+                  "MIME types",
                   f->name ? f->name : "the upload",
                   f->content_type ? "Content-Type " : "no known extension",
-                  f->content_type ? f->content_type : "");
+                  f->content_type ? f->content_type : "",
+                  extract_known_extensions());
         return;
     }
     source_name(f);

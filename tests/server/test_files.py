@@ -129,10 +129,14 @@ def test_raw_body_upload(make_server):
 def test_bad_uploads(make_server):
     s = make_server()
     # every file bad: the first file's error
-    e = assert_error(upload(s, "kb", [("f", ("scan.pdf", b"%PDF-1.4",
-                                             "application/pdf"))]), 415,
+    e = assert_error(upload(s, "kb", [("f", ("photo.png", b"\x89PNG\r\n",
+                                             "image/png"))]), 415,
                      "unsupported_format")
-    assert "scan.pdf" in e["message"]
+    assert "photo.png" in e["message"] and ".pdf" in e["message"]
+    e = assert_error(upload(s, "kb", [("f", ("broken.pdf", b"%PDF-1.4",
+                                             "application/pdf"))]), 400,
+                     "invalid_file")
+    assert "broken.pdf" in e["message"]
     e = assert_error(upload(s, "kb", [("f", ("bad.md", b"ok \xff\xfe"))]),
                      400, "invalid_file")
     assert "UTF-8" in e["message"] and "bad.md" in e["message"]
@@ -141,7 +145,7 @@ def test_bad_uploads(make_server):
     assert_error(upload(s, "kb", [("f", ("empty.md", b"  \n\n "))]), 400,
                  "invalid_file")
     # a bad file beside a good one: stored, and reported
-    r = upload(s, "kb", [("f", ("scan.pdf", b"%PDF")),
+    r = upload(s, "kb", [("f", ("photo.png", b"\x89PNG")),
                          ("f", ("moon.md", MD))])
     assert r.status_code == 200
     out = r.json()
