@@ -6,7 +6,7 @@ set -eu
 
 PKGS="build-essential pkg-config libmicrohttpd-dev libjansson-dev libutf8proc-dev
 libsqlite3-dev libcurl4-openssl-dev libssl-dev libxml2-dev libopenblas-dev
-python3 python3-venv python3-pip unzip"
+python3 python3-venv python3-pip python3-yaml unzip systemd"
 [ -n "${LODE_EXTRA_DEPS:-}" ] && PKGS="$PKGS $LODE_EXTRA_DEPS"
 
 missing=""
