@@ -15,7 +15,10 @@ each server is measured twice: as it is, and inside a cgroup of 512 MB and
   from 8 client threads: 1,000 of them, or as many as fit in --mixed-cap
   seconds;
 - once more for the Python stack as it is, without worker recycling
-  (max_requests 0): cold start, idle RSS and the wrk runs;
+  (max_requests 0): cold start, idle RSS and the wrk runs, these taking
+  turns row by row with a fresh lode's, both servers up, so that the
+  load other work puts on the machine hits both alike (the throughput
+  goal is judged on these pairs);
 - wrk against /search and /webhook/tally at 1, 8 and 32 connections:
   requests/s, p50, p99 and errors (socket errors, timeouts, non-2xx).
 
@@ -411,9 +414,44 @@ def run_wrk(server, script, path, conns, duration, tag):
 
 # ---- one server, both conditions --------------------------------------------
 
-def measure(name, start, args, tmp, limited, wrk_only=False):
+def warm_up(server):
+    """20 searches: the first requests after a load are slower (the Python
+    stack's first ones by up to a second), and the mixed requests, which
+    warm the other runs up, are not sent before paired runs."""
+    with requests.Session() as s:
+        for i in range(20):
+            try:
+                s.post(server.url + "/search", json={
+                    "query": QUERIES[i % len(QUERIES)], "k": 5}, timeout=60)
+            except requests.RequestException:
+                pass
+
+
+def wrk_rows(runs, args, tag):
+    """The wrk runs of every route and connection count; runs is a list of
+    (label, server, figures): with several, they take turns row by row, so
+    a change in the machine's load hits them alike."""
+    for route, script, path in (
+            ("search", "bench/http/search.lua", "/search"),
+            ("webhook", "bench/peers/wrk/webhook.lua", "/webhook/tally")):
+        for c in CONNS:
+            for label, server, res in runs:
+                if not server.alive():
+                    continue
+                r = run_wrk(server, script, path, c, args.duration,
+                            f"{tag}-{server.name}-{c}")
+                res[f"{route}_{c}"] = r
+                log(f"{label}: {route} at {c}: {r.get('rps', 0):.1f} req/s, "
+                    f"p50 {r.get('p50_ms', 0):.1f} ms, p99 "
+                    f"{r.get('p99_ms', 0):.1f} ms, errors {r.get('errors')}")
+
+
+def measure(name, start, args, tmp, limited, wrk_only=False, partner=None):
     """start(limit) -> Server.  Returns the figures of one condition;
-    wrk_only: cold start, idle RSS and the wrk runs, no mixed requests."""
+    wrk_only: cold start, idle RSS and the wrk runs, no mixed requests;
+    partner: (name, start) of a second server started after the first is
+    loaded, whose wrk runs alternate with its own (its figures go to
+    res["partner"])."""
     label = f"{name}{' (512 MB, 10% CPU)' if limited else ''}"
     res = {"load_before": loadavg()}
     limit = None
@@ -448,18 +486,23 @@ def measure(name, start, args, tmp, limited, wrk_only=False):
             res["mixed"] = mixed(server, MIXED, args.mixed_cap, tag)
             log(f"{label}: mixed {res['mixed']}")
             res["rss_mixed"] = server.rss()
-        for route, script, path in (
-                ("search", "bench/http/search.lua", "/search"),
-                ("webhook", "bench/peers/wrk/webhook.lua", "/webhook/tally")):
-            for c in CONNS:
-                if not server.alive():
-                    break
-                r = run_wrk(server, script, path, c, args.duration,
-                            f"{tag}-{c}")
-                res[f"{route}_{c}"] = r
-                log(f"{label}: {route} at {c}: {r.get('rps', 0):.1f} req/s, "
-                    f"p50 {r.get('p50_ms', 0):.1f} ms, p99 "
-                    f"{r.get('p99_ms', 0):.1f} ms, errors {r.get('errors')}")
+        runs = [(label, server, res)]
+        other = None
+        if partner:
+            other = partner[1](None)
+            res["partner"] = {"load_before": loadavg()}
+            res["partner"]["cold_health_s"] = other.wait_loaded(deadline)
+            res["partner"]["cold_search_s"] = other.first_search(deadline)
+            res["partner"]["rss_idle"] = other.rss()
+            runs.insert(0, (partner[0], other, res["partner"]))
+        try:
+            for _, srv, _ in runs:
+                warm_up(srv)
+            wrk_rows(runs, args, tag)
+        finally:
+            if other:
+                res["partner"]["rss_peak"] = other.sampler.peak
+                other.stop()
         res["alive_at_end"] = server.alive()
     finally:
         res["rss_peak"] = server.sampler.peak
@@ -536,9 +579,12 @@ def main():
                                                    limited)
         # the Python stack without worker recycling: what gunicorn's
         # max_requests costs, and the best this stack does on this machine
-        results[("python-norecycle", False)] = measure(
-            "python-norecycle", lambda limit: start_python(limit, 0), args,
-            tmp, False, wrk_only=True)
+        # ... with its wrk runs taking turns with a fresh lode's
+        r = measure("python-norecycle", lambda limit: start_python(limit, 0),
+                    args, tmp, False, wrk_only=True,
+                    partner=("lode (paired)", start_lode))
+        results[("lode-paired", False)] = r.pop("partner", {})
+        results[("python-norecycle", False)] = r
     finally:
         llm.terminate()
         llm.wait()
