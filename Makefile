@@ -32,7 +32,7 @@ TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 DEPS_OK := $(BUILD)/.deps-ok
 
-.PHONY: all test model deps clean bench serve serve-local-llm
+.PHONY: all test model deps clean bench serve serve-local-llm db
 all: lode
 
 deps: $(DEPS_OK)
@@ -77,6 +77,19 @@ $(DEFAULT_GGUF): models/all-MiniLM-L6-v2/model.safetensors | $(BUILD)/lode
 # failure), then the CLI tests that drive the real binary.
 test: model $(TEST_BIN) $(BUILD)/lode
 	@scripts/run_tests.sh $(BUILD)
+
+# `make db`: the prebuilt database a deployment ships (data/lode.db,
+# git-ignored), as the old services shipped their vector database: data/sample/
+# indexed from scratch into a temporary file that then replaces data/lode.db,
+# whenever a sample file is newer than it.  That replaces documents added to
+# data/lode.db since, so a server must not be using the file then.
+SAMPLE_FILES := $(wildcard data/sample/*)
+db: data/lode.db
+data/lode.db: $(SAMPLE_FILES) | $(DEFAULT_GGUF) $(BUILD)/lode
+	rm -f $@.tmp $@.tmp-wal $@.tmp-shm
+	$(BUILD)/lode ingest --db $@.tmp data/sample
+	rm -f $@-wal $@-shm
+	mv $@.tmp $@
 
 # `make serve`: build, fetch the model, index data/sample/ into data/lode.db
 # when that database does not exist yet, and serve the HTTP API on

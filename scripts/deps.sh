@@ -7,7 +7,8 @@ set -eu
 PKGS="build-essential pkg-config libmicrohttpd-dev libjansson-dev libutf8proc-dev
 libsqlite3-dev libcurl4-openssl-dev libssl-dev libxml2-dev libzip-dev libopenblas-dev
 mupdf-tools
-python3 python3-venv python3-pip unzip chromium"
+python3 python3-venv python3-pip python3-yaml unzip
+chromium systemd"
 [ -n "${LODE_EXTRA_DEPS:-}" ] && PKGS="$PKGS $LODE_EXTRA_DEPS"
 
 missing=""
