@@ -122,6 +122,13 @@ static int open_store(const char *path, bool read_only, bool create,
                               "database %s does not exist (create it with "
                               "`lode ingest --db %s PATH`)", path, path);
     int rc = store_open(path, &so, s, err);
+    /* Read-only, a file of an older lode stays as it was; upgrade it (the
+     * keyword index) when we may write it, so search has every mode. */
+    if (!rc && read_only && store_is_outdated(*s) && access(path, W_OK) == 0) {
+        store_close(*s);
+        so.read_only = false;
+        rc = store_open(path, &so, s, err);
+    }
     if (rc)
         lode_error_prefix(err, "opening %s", path);
     return rc;

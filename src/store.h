@@ -64,12 +64,17 @@ typedef struct store_options {
  * opts may be NULL.  A file that is not SQLite, is truncated, or was
  * written by a newer schema is refused with LODE_EFORMAT.  A file or
  * directory without write permission opens read-only; writes then fail
- * with LODE_EIO.  On error *out is NULL. */
+ * with LODE_EIO.  A writable file of an older schema is upgraded in place
+ * (one transaction per version step).  On error *out is NULL. */
 int store_open(const char *path, const store_options *opts, store **out,
                lode_error *err);
 void store_close(store *s);
 /* True when writes are impossible (read-only option or permissions). */
 bool store_is_read_only(const store *s);
+/* True when the file was written by an older lode and was opened
+ * read-only, so it was not upgraded: vector search works, keyword and
+ * hybrid search are refused until it is opened once for writing. */
+bool store_is_outdated(const store *s);
 
 /* ---- collections ------------------------------------------------------ */
 

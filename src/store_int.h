@@ -46,6 +46,7 @@ struct store {
     coll **colls;
     size_t n_colls;
     int64_t data_version;       /* PRAGMA data_version when last loaded */
+    int schema_version;         /* the file's, after any upgrade */
     int fail_countdown;         /* test hook, see store_debug_fail_write */
     bool fault_fired;
 };
@@ -79,6 +80,9 @@ coll *store__find_coll(store *s, const char *name);
 int store__refresh(store *s, lode_error *err);
 /* Refresh, then find collection `name`; LODE_ENOTFOUND if absent. */
 int store__need_coll(store *s, const char *name, coll **out, lode_error *err);
+/* LODE_EINVAL, with a message saying how to upgrade, when the file's
+ * schema predates the keyword index (an old file opened read-only). */
+int store__need_keyword_index(store *s, lode_error *err);
 /* A collection accepts only vectors of its own model and dimension. */
 int store__check_model(const coll *c, const char *model_id, int dimension,
                        const char *doing, lode_error *err);

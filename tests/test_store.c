@@ -158,6 +158,63 @@ static int64_t count_chunks(store *s, const char *coll)
 
 /* ---- basics ----------------------------------------------------------- */
 
+/* The keyword index agrees with the chunks: FTS5's own integrity check
+ * passes, and every (term, chunk, column, position) in the index is one
+ * that an index built afresh from the content view holds, and the other
+ * way round.  (FTS5's check of an external-content table, on SQLite 3.40,
+ * looks at the index alone, so it would not see a stale entry.)
+ * Returns NULL when they agree, else what differs. */
+static const char *keyword_index_problem(const char *path)
+{
+    static char why[300];
+    sqlite3 *db;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+        sqlite3_close(db);
+        return "cannot open";
+    }
+    static const char *const steps[] = {
+        "INSERT INTO chunks_fts (chunks_fts) VALUES ('integrity-check')",
+        "CREATE VIRTUAL TABLE temp.fresh USING fts5(text, title, heading, "
+        "collection, tokenize = 'unicode61 remove_diacritics 2')",
+        "INSERT INTO temp.fresh (rowid, text, title, heading, collection) "
+        "SELECT id, text, title, heading, collection FROM chunks_fts_content",
+        "CREATE VIRTUAL TABLE temp.v_index USING fts5vocab(main, chunks_fts, instance)",
+        "CREATE VIRTUAL TABLE temp.v_fresh USING fts5vocab(temp, fresh, instance)",
+    };
+    const char *problem = NULL;
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0] && !problem; i++)
+        if (sqlite3_exec(db, steps[i], NULL, NULL, NULL) != SQLITE_OK) {
+            snprintf(why, sizeof why, "%s: %s", steps[i], sqlite3_errmsg(db));
+            problem = why;
+        }
+    sqlite3_stmt *st = NULL;
+    if (!problem &&
+        sqlite3_prepare_v2(db, "SELECT (SELECT count(*) FROM (SELECT * FROM v_index "
+                               "EXCEPT SELECT * FROM v_fresh)), (SELECT count(*) FROM "
+                               "(SELECT * FROM v_fresh EXCEPT SELECT * FROM v_index)), "
+                               "(SELECT count(*) FROM v_index)", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        long long stale = sqlite3_column_int64(st, 0), missing = sqlite3_column_int64(st, 1);
+        if (stale || missing) {
+            snprintf(why, sizeof why, "%lld stale and %lld missing entries of %lld",
+                     stale, missing, (long long)sqlite3_column_int64(st, 2));
+            problem = why;
+        }
+    } else if (!problem) {
+        snprintf(why, sizeof why, "comparing: %s", sqlite3_errmsg(db));
+        problem = why;
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return problem;
+}
+
+static void check_keyword_index(const char *path, const char *when)
+{
+    const char *problem = keyword_index_problem(path);
+    CHECK(!problem, "keyword index %s: %s", when, problem);
+}
+
 static void test_basics(void)
 {
     const char *path = path_in("basics.db");
@@ -286,6 +343,7 @@ static void test_basics(void)
     CHECK(store_delete_collection(s, "other", &err) == LODE_ENOTFOUND, "delete collection twice");
     CHECK(store_vacuum(s, &err) == 0, "vacuum: %s", err.message);
     store_close(s);
+    check_keyword_index(path, "after a collection delete and vacuum");
 
     /* Reopen: the deletion stuck. */
     s = open_store(path, false);
@@ -404,6 +462,7 @@ static void test_atomicity(void)
         }
     }
     CHECK(rc == 0 && failures >= 16, "upsert finally succeeded after %d failures", failures);
+    check_keyword_index(path, "after the failed upserts");
     CHECK(store_get_document(s, base_id, &doc, NULL) == 0 && doc->n_chunks == 7, "new version");
     store_document_free(doc);
     CHECK(count_chunks(s, "c") == 7, "7 chunks in memory");
@@ -419,6 +478,7 @@ static void test_atomicity(void)
     size_t ni;
     CHECK(store_list_collections(s, &infos, &ni, NULL) == 0 && ni == 1, "no half-made collection");
     store_collections_free(infos, ni);
+    check_keyword_index(path, "after the failed delete");
 
     store_results_free(before, nb);
     free(base);
@@ -432,13 +492,15 @@ static void test_atomicity(void)
 #define MAX_CHUNKS 5
 static const char *colors[] = {"red", "green", "blue", "amber"};
 static const char *colls[] = {"cos", "dot", "l2"};
+/* Titles change on upserts, so the keyword index's title triggers run. */
+static const char *titles[] = {"T", "Crème brûlée", NULL};
 
 typedef struct model_doc {
     bool alive;
     int coll;
     int64_t id;
     char source[32], external[32];
-    int color, year;
+    int color, year, title;
     int n;
     int64_t chunk_ids[MAX_CHUNKS];
     float vecs[MAX_CHUNKS][DIM];    /* as the store should hold them */
@@ -465,7 +527,9 @@ static double model_score(int coll, const float *q, const float *v)
 /* The record a filter sees for chunk c of document d. */
 static json_t *model_record(const model_doc *d, int c)
 {
-    json_t *r = json_pack("{s:s, s:i, s:s}", "color", colors[d->color], "year", d->year, "title", "T");
+    json_t *r = json_pack("{s:s, s:i}", "color", colors[d->color], "year", d->year);
+    if (titles[d->title])
+        json_object_set_new(r, "title", json_string(titles[d->title]));
     if (d->source[0])
         json_object_set_new(r, "source", json_string(d->source));
     if (d->external[0])
@@ -494,7 +558,8 @@ static void fill_doc(test_doc *td, model_doc *m, char (*chunk_meta)[48])
     m->year = 2000 + irand(10);
     snprintf(meta, sizeof meta, "{\"color\": \"%s\", \"year\": %d}", colors[m->color], m->year);
     make_doc(td, m->source, m->external, (size_t)n, meta);
-    td->in.title = "T";
+    m->title = irand(3);
+    td->in.title = titles[m->title];
     m->n = n;
     for (int c = 0; c < n; c++) {
         if (m->coll == 2)
@@ -709,6 +774,7 @@ static void test_property(void)
           st.chunks == alive_chunks, "final counts");
     printf("property: %d ops, %d searches, %d reopens, %lld documents, %lld chunks at the end\n",
            ops, searches, reopens, (long long)alive_docs, (long long)alive_chunks);
+    check_keyword_index(path, "after the property test");
 
     /* int8 view of the same file: same top hits up to quantisation. */
     store *s8 = open_store(path, true);
@@ -1014,6 +1080,85 @@ static void test_open_time(void)
     store_close(s);
 }
 
+/* tests/ref/schema1.db: a store written by lode before the keyword index
+ * (schema version 1, commit 50afaf9: `lode ingest` of three small files
+ * into "default" and one into "other" with tests/ref/tiny-uncased-max,
+ * then VACUUMed to 1 KiB pages to keep it small). */
+static void copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    CHECK(in && out, "copy %s to %s", from, to);
+    char buf[8192];
+    size_t n;
+    while (in && out && (n = fread(buf, 1, sizeof buf, in)) > 0)
+        fwrite(buf, 1, n, out);
+    if (in)
+        fclose(in);
+    if (out)
+        fclose(out);
+}
+
+static int64_t sql_int(const char *path, const char *sql)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    int64_t v = -1;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW)
+            v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+    return v;
+}
+
+static void test_migration(void)
+{
+    const char *path = path_in("schema1.db");
+    copy_file("tests/ref/schema1.db", path);
+    CHECK(sql_int(path, "PRAGMA user_version") == 1, "the fixture is schema 1");
+
+    /* Read-only, it stays as it is and still answers vector searches. */
+    store_options ro = {.read_only = true};
+    store *s = NULL;
+    lode_error err = {0};
+    CHECK(store_open(path, &ro, &s, &err) == 0, "read-only open of schema 1: %s", err.message);
+    CHECK(s && store_is_outdated(s), "outdated");
+    store_collection_info *infos = NULL;
+    size_t ni = 0;
+    CHECK(s && store_list_collections(s, &infos, &ni, &err) == 0 && ni == 2 &&
+          infos[0].chunks == 6 && infos[1].chunks == 1, "collections of the fixture");
+    float *q = ni ? calloc((size_t)infos[0].dimension, sizeof *q) : NULL;
+    if (q) {
+        q[0] = 1;
+        store_query vq = {.collection = "default", .model_id = infos[0].model_id,
+                          .vector = q, .dimension = infos[0].dimension, .k = 3};
+        store_result *res = NULL;
+        size_t n = 0;
+        CHECK(store_search(s, &vq, &res, &n, &err) == 0 && n == 3,
+              "vector search of schema 1: %s", err.message);
+        store_results_free(res, n);
+    }
+    store_close(s);
+    CHECK(sql_int(path, "PRAGMA user_version") == 1, "read-only left it at schema 1");
+
+    /* Writable, it is upgraded and its chunks are in the keyword index. */
+    s = open_store(path, false);
+    CHECK(s && !store_is_outdated(s), "upgraded");
+    store_close(s);
+    CHECK(sql_int(path, "PRAGMA user_version") == 2, "schema 2 after the upgrade");
+    CHECK(sql_int(path, "SELECT count(*) FROM chunks_fts_docsize") == 7, "7 chunks indexed");
+    CHECK(sql_int(path, "SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH "
+                        "'{text title heading}: cafe'") ==
+              sql_int(path, "SELECT c.id FROM chunks c JOIN documents d ON d.id = "
+                            "c.document_id WHERE d.source = 'docs/cafe.md'"),
+          "\"cafe\" finds the café's chunk");
+    check_keyword_index(path, "after the upgrade");
+    store_collections_free(infos, ni);
+    free(q);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/lode-test-store-XXXXXX");
@@ -1027,7 +1172,7 @@ int main(void)
         {"atomicity", test_atomicity}, {"property", test_property},
         {"two handles", test_two_handles}, {"bad files", test_bad_files},
         {"read-only", test_read_only}, {"full disk", test_full_disk},
-        {"open time", test_open_time},
+        {"open time", test_open_time}, {"migration", test_migration},
     };
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
         struct timespec t0, t1;
