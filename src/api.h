@@ -165,6 +165,19 @@ bool api_parse_search_fields(http_request *req, api *a, json_t *body,
 /* A valid collection name, else 400 and false. */
 bool api_check_collection_name(http_request *req, const char *name);
 
+/* How a search or chat retrieves: "mode" (vector | keyword | hybrid),
+ * "fusion" (rrf | convex) and "alpha" (0..1, the vector side's weight in
+ * convex fusion), each defaulting to STORE_DEFAULT_*.  Answers 400 and
+ * returns false when one is bad. */
+typedef struct api_search_mode {
+    store_mode mode;
+    store_fusion fusion;
+    float alpha;
+} api_search_mode;
+bool api_parse_search_mode(http_request *req, json_t *body, api_search_mode *out);
+/* Set "mode" (and "fusion", "alpha" when they apply) on obj. */
+void api_search_mode_json(json_t *obj, const api_search_mode *m);
+
 /* ---- the documents write path (api_store.c), shared with webhook.c ----
  * A handler fills an api_docs_state (first member of its request state,
  * freed by api_docs_state_free), sets job.prepare = api_chunk_documents

@@ -43,7 +43,9 @@ typedef struct chat_src {
     char *external_id, *source, *title, *heading, *text;
     size_t text_len;
     int64_t char_start, char_end;
-    float score;
+    float score;              /* similarity to the question (the fused
+                                 score when the search had no vector) */
+    store_result ranking;     /* only the retriever fields are set */
     char *prompt_text;        /* as the LLM sees it */
     size_t prompt_len;
     bool injected;
@@ -66,6 +68,7 @@ typedef struct chat_run {
     char *collection;
     char *where_json;
     size_t k;
+    api_search_mode how;      /* retrieval mode, fusion, alpha */
     int max_tokens;
     rag_turn *history;        /* owned contents */
     size_t n_history, history_capped;

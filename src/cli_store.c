@@ -21,6 +21,7 @@
 #include "ingest.h"
 #include "model.h"
 #include "pool.h"
+#include "search_json.h"
 #include "store.h"
 
 const char cli_store_usage[] =
@@ -30,8 +31,9 @@ const char cli_store_usage[] =
     "                                        index .md .txt .html .json "
     ".jsonl files\n"
     "  search [--db FILE] [--collection NAME] [-k N] [--where JSON]\n"
-    "         [--min-score X] [-m MODEL] QUERY  print the best chunks as "
-    "JSON\n"
+    "         [--min-score X] [--mode vector|keyword|hybrid]\n"
+    "         [--fusion rrf|convex] [--alpha A] [-m MODEL] QUERY\n"
+    "                                        print the best chunks as JSON\n"
     "  collections [--db FILE]               list collections as JSON\n"
     "  delete [--db FILE] [--collection NAME] (--id DOC | --where JSON | "
     "--all)\n"
@@ -360,7 +362,9 @@ int cli_search(int argc, char **argv)
     const char *model_path = model_default_path(), *where = NULL, *val;
     long k = 5;
     bool use_min = false;
-    double min_score = 0;
+    double min_score = 0, alpha = STORE_DEFAULT_ALPHA;
+    store_mode mode = STORE_DEFAULT_MODE;
+    store_fusion fusion = STORE_DEFAULT_FUSION;
     char *query = NULL;
     size_t qlen = 0;
     int r;
@@ -395,6 +399,29 @@ int cli_search(int argc, char **argv)
                 goto usage;
             }
             use_min = true;
+        } else if (strcmp(a, "--mode") == 0) {
+            if (!(val = value(argc, argv, &i)))
+                goto usage;
+            if (store_mode_parse(val, &mode)) {
+                usage_error(argv[0], "--mode is vector, keyword or hybrid");
+                goto usage;
+            }
+        } else if (strcmp(a, "--fusion") == 0) {
+            if (!(val = value(argc, argv, &i)))
+                goto usage;
+            if (store_fusion_parse(val, &fusion)) {
+                usage_error(argv[0], "--fusion is rrf or convex");
+                goto usage;
+            }
+        } else if (strcmp(a, "--alpha") == 0) {
+            if (!(val = value(argc, argv, &i)))
+                goto usage;
+            char *end;
+            alpha = strtod(val, &end);
+            if (end == val || *end || !(alpha >= 0 && alpha <= 1)) {
+                usage_error(argv[0], "--alpha needs a number from 0 to 1");
+                goto usage;
+            }
         } else if (a[0] == '-' && a[1] && !(a[1] >= '0' && a[1] <= '9')) {
             fprintf(stderr, "lode search: unknown option %s\n", a);
             goto usage;
@@ -427,11 +454,13 @@ int cli_search(int argc, char **argv)
     store_result *res = NULL;
     size_t n_res = 0;
     int rc = open_store(c.db, true, false, &s, &err);
-    if (!rc)
+    /* Keyword search needs no model: the query is not embedded. */
+    bool embed = mode != STORE_MODE_KEYWORD;
+    if (!rc && embed)
         rc = load_model(model_path, 0, &m, &p, &err);
-    if (!rc && !(vec = malloc((size_t)model_dim(m) * sizeof *vec)))
+    if (!rc && embed && !(vec = malloc((size_t)model_dim(m) * sizeof *vec)))
         rc = lode_error_set(&err, LODE_ENOMEM, "out of memory");
-    if (!rc) {
+    if (!rc && embed) {
         const char *texts[1] = {query};
         size_t lens[1] = {qlen};
         rc = model_embed(m, 1, texts, lens, vec, NULL, &err);
@@ -439,17 +468,22 @@ int cli_search(int argc, char **argv)
             lode_error_prefix(&err, "embedding the query");
     }
     if (!rc) {
-        char model_id[256];
-        ingest_model_id(m, model_id, sizeof model_id);
+        char model_id[256] = "";
+        if (m)
+            ingest_model_id(m, model_id, sizeof model_id);
         store_query q = {
             .collection = c.collection,
             .model_id = model_id,
             .vector = vec,
-            .dimension = model_dim(m),
+            .dimension = m ? model_dim(m) : 0,
             .k = (size_t)k,
             .where_json = where,
             .use_min_score = use_min,
             .min_score = (float)min_score,
+            .mode = mode,
+            .text = query,
+            .fusion = fusion,
+            .alpha = (float)alpha,
         };
         rc = store_search(s, &q, &res, &n_res, &err);
     }
@@ -457,6 +491,11 @@ int cli_search(int argc, char **argv)
         json_t *out = json_object(), *arr = json_array();
         json_object_set_new(out, "query", json_string(query));
         json_object_set_new(out, "collection", json_string(c.collection));
+        json_object_set_new(out, "mode", json_string(store_mode_name(mode)));
+        if (mode == STORE_MODE_HYBRID)
+            json_object_set_new(out, "fusion", json_string(store_fusion_name(fusion)));
+        if (mode == STORE_MODE_HYBRID && fusion == STORE_FUSION_CONVEX)
+            json_object_set_new(out, "alpha", json_real(alpha));
         for (size_t i = 0; i < n_res; i++) {
             const store_result *x = &res[i];
             json_t *o = json_object();
@@ -471,7 +510,7 @@ int cli_search(int argc, char **argv)
             json_object_set_new(o, "ordinal", json_integer(x->ordinal));
             json_object_set_new(o, "char_start", json_integer(x->char_start));
             json_object_set_new(o, "char_end", json_integer(x->char_end));
-            json_array_append_new(arr, o);
+            json_array_append_new(arr, search_json_add_ranking(o, x));
         }
         json_object_set_new(out, "results", arr);
         if (json_dumpf(out, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(7)) ||

@@ -4,9 +4,11 @@
  *
  * The store is split by what a call does to the file: store.c opens it and
  * keeps the in-memory collections in step with it; store_write.c holds
- * every write (collections, documents, vacuum); store_read.c every read
- * (search, documents, listings, stats); store_filter.c evaluates "where"
- * filters for search and for delete-by-filter.
+ * every write (collections, documents, vacuum); store_search.c search in
+ * its three modes, with store_keyword.c for the keyword index;
+ * store_read.c every other read (documents, listings, stats);
+ * store_filter.c evaluates "where" filters for search and for
+ * delete-by-filter.
  *
  * Two copies of every vector: the durable one, a little-endian float32 BLOB
  * in the `vectors` table, and the working one in a vecset (one contiguous

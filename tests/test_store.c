@@ -1159,6 +1159,254 @@ static void test_migration(void)
     free(q);
 }
 
+/* ---- search modes ----------------------------------------------------- */
+
+#define MODE_DOCS 60
+static const char *const vocab[] = {
+    "leave", "policy", "employee", "days", "salary", "office", "remote", "travel",
+    "expense", "receipt", "laptop", "security", "password", "holiday", "training",
+    "budget", "review", "contract", "notice", "overtime", "parking", "badge",
+};
+
+/* Document d: group d % 4 in its metadata; its chunks' words come from
+ * vocab; document 7 holds the error code, document 11 the café. */
+static void make_mode_doc(test_doc *td, int d)
+{
+    char src[32], meta[64];
+    snprintf(src, sizeof src, "doc%02d", d);
+    snprintf(meta, sizeof meta, "{\"group\": %d}", d % 4);
+    make_doc(td, src, NULL, 3, meta);
+    td->in.title = d % 5 == 0 ? "Travel handbook" : "Staff notes";
+    for (int c = 0; c < 3; c++) {
+        char *t = td->texts[c];
+        t[0] = '\0';
+        for (int w = 0; w < 5; w++) {
+            const char *word = vocab[irand((int)(sizeof vocab / sizeof vocab[0]))];
+            if (strlen(t) + strlen(word) + 2 < sizeof td->texts[c]) {
+                strcat(t, word);
+                strcat(t, " ");
+            }
+        }
+    }
+    if (d == 7)
+        snprintf(td->texts[1], sizeof td->texts[1], "code ERR-4711 means retry");
+    if (d == 11)
+        snprintf(td->texts[2], sizeof td->texts[2], "the café opens at eight");
+}
+
+static size_t search_mode(store *s, store_mode mode, const char *text, const float *q,
+                          size_t k, const char *where, store_result **res)
+{
+    store_query query = {.collection = "m", .model_id = MODEL, .vector = q,
+                         .dimension = DIM, .k = k, .where_json = where,
+                         .mode = mode, .text = text};
+    size_t n = 0;
+    lode_error err = {0};
+    int rc = store_search(s, &query, res, &n, &err);
+    CHECK(rc == 0, "%s search: %s", store_mode_name(mode), err.message);
+    return n;
+}
+
+/* The group of a result (from its source docNN). */
+static int group_of(const store_result *r)
+{
+    return r->source ? atoi(r->source + 3) % 4 : -1;
+}
+
+static void test_search_modes(void)
+{
+    const char *path = path_in("modes.db");
+    store *s = open_store(path, false);
+    lode_error err = {0};
+    CHECK(store_create_collection(s, "m", MODEL, DIM, STORE_COSINE, &err) == 0, "create");
+    /* a second collection with the same words must never leak in */
+    CHECK(store_create_collection(s, "other", MODEL, DIM, STORE_COSINE, &err) == 0, "create");
+    test_doc *td = malloc(sizeof *td);
+    for (int d = 0; d < MODE_DOCS; d++) {
+        make_mode_doc(td, d);
+        CHECK(store_add_document(s, "m", &td->in, NULL, &err) == 0, "add: %s", err.message);
+        if (d < 5)
+            CHECK(store_add_document(s, "other", &td->in, NULL, &err) == 0, "add other");
+    }
+    float q[DIM];
+    unit_vector(q, DIM);
+    store_result *res, *all;
+    size_t n, n_all;
+
+    /* keyword: words, folded diacritics, the identifier first */
+    n = search_mode(s, STORE_MODE_KEYWORD, "cafe", NULL, 5, NULL, &res);
+    CHECK(n == 1 && strcmp(res[0].source, "doc11") == 0 && res[0].keyword_rank == 1 &&
+          !res[0].has_similarity && res[0].vector_rank == 0, "cafe finds café (%zu)", n);
+    store_results_free(res, n);
+    n = search_mode(s, STORE_MODE_KEYWORD, "leave policy days salary office err-4711 "
+                    "ERR-4711 please", NULL, 5, NULL, &res);
+    CHECK(n == 5 && strcmp(res[0].source, "doc07") == 0 && strstr(res[0].text, "ERR-4711"),
+          "the identifier ranks first: %s", n ? res[0].text : "");
+    for (size_t i = 1; i < n; i++)
+        CHECK(res[i].score <= res[i - 1].score, "keyword scores do not increase");
+    store_results_free(res, n);
+    n = search_mode(s, STORE_MODE_KEYWORD, "?!", NULL, 5, NULL, &res);
+    CHECK(n == 0, "no terms, no results");
+    store_results_free(res, n);
+
+    /* filters in every mode, exact k; and the keyword side filtered is
+     * the unfiltered ranking with the others left out */
+    static const char *const wheres[] = {
+        NULL, "{\"group\": 1}", "{\"group\": {\"$in\": [0, 3]}}",
+        "{\"source\": \"doc07\"}", "{\"group\": 9}",
+    };
+    static const size_t ks[] = {1, 5, 20, 200};
+    const char *text = "leave policy travel expense";
+    n_all = search_mode(s, STORE_MODE_KEYWORD, text, NULL, 1000, NULL, &all);
+    for (size_t w = 0; w < sizeof wheres / sizeof wheres[0]; w++) {
+        size_t qualifying = 0, matching = 0;
+        for (int d = 0; d < MODE_DOCS; d++) {
+            bool pass = !wheres[w] || (w == 1 && d % 4 == 1) ||
+                        (w == 2 && (d % 4 == 0 || d % 4 == 3)) || (w == 3 && d == 7);
+            qualifying += pass ? 3 : 0;
+        }
+        for (size_t i = 0; i < n_all; i++) {
+            int g = group_of(&all[i]);
+            matching += !wheres[w] || (w == 1 && g == 1) || (w == 2 && (g == 0 || g == 3)) ||
+                        (w == 3 && strcmp(all[i].source, "doc07") == 0);
+        }
+        for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
+            size_t k = ks[ki];
+            for (int m = 0; m < 3; m++) {
+                n = search_mode(s, (store_mode)m, text, q, k, wheres[w], &res);
+                size_t want = m == STORE_MODE_KEYWORD ? matching : qualifying;
+                want = want < k ? want : k;
+                CHECK(n == want, "%s, where %s, k %zu: %zu results, wanted %zu",
+                      store_mode_name((store_mode)m), wheres[w] ? wheres[w] : "-", k, n, want);
+                for (size_t i = 0; i < n; i++) {
+                    int g = group_of(&res[i]);
+                    bool pass = !wheres[w] || (w == 1 && g == 1) || (w == 2 && (g == 0 || g == 3)) ||
+                                (w == 3 && strcmp(res[i].source, "doc07") == 0);
+                    CHECK(pass, "%s result %zu breaks the filter %s",
+                          store_mode_name((store_mode)m), i, wheres[w]);
+                    CHECK(res[i].has_similarity, "a similarity in every mode with a vector");
+                }
+                if (m == STORE_MODE_KEYWORD) {
+                    size_t j = 0;
+                    for (size_t i = 0; i < n_all && j < n; i++) {
+                        int g = group_of(&all[i]);
+                        bool pass = !wheres[w] || (w == 1 && g == 1) ||
+                                    (w == 2 && (g == 0 || g == 3)) ||
+                                    (w == 3 && strcmp(all[i].source, "doc07") == 0);
+                        if (pass)
+                            CHECK(all[i].chunk_id == res[j++].chunk_id,
+                                  "filtered keyword ranking, where %s", wheres[w]);
+                    }
+                }
+                store_results_free(res, n);
+            }
+        }
+    }
+    store_results_free(all, n_all);
+
+    /* hybrid: RRF scores from the ranks; similarity equals the vector
+     * side's for chunks it did not rank */
+    store_result *vec;
+    size_t n_vec = search_mode(s, STORE_MODE_VECTOR, NULL, q, 1000, NULL, &vec);
+    CHECK(n_vec == MODE_DOCS * 3, "all chunks by vector: %zu", n_vec);
+    n = search_mode(s, STORE_MODE_HYBRID, text, q, 10, NULL, &res);
+    CHECK(n == 10, "hybrid k");
+    for (size_t i = 0; i < n; i++) {
+        double want = (res[i].vector_rank ? 1.0 / (60 + res[i].vector_rank) : 0) +
+                      (res[i].keyword_rank ? 1.0 / (60 + res[i].keyword_rank) : 0);
+        CHECK(fabs(res[i].score - want) < 1e-6, "rrf score %g, ranks %d %d", res[i].score,
+              res[i].vector_rank, res[i].keyword_rank);
+        CHECK(res[i].vector_rank || res[i].keyword_rank, "found by someone");
+        CHECK(i == 0 || res[i].score <= res[i - 1].score, "hybrid order");
+        for (size_t j = 0; j < n_vec; j++)
+            if (vec[j].chunk_id == res[i].chunk_id) {
+                CHECK(fabsf(vec[j].score - res[i].similarity) < 1e-6f, "similarity %g vs %g",
+                      res[i].similarity, vec[j].score);
+                CHECK(!res[i].vector_rank || res[i].vector_rank == (int)j + 1,
+                      "vector rank %d vs %zu", res[i].vector_rank, j + 1);
+            }
+    }
+    store_results_free(res, n);
+
+    /* convex at alpha 1 is vector mode; at alpha 0 the keyword order */
+    store_query cq = {.collection = "m", .model_id = MODEL, .vector = q, .dimension = DIM,
+                      .k = 8, .mode = STORE_MODE_HYBRID, .text = text,
+                      .fusion = STORE_FUSION_CONVEX, .alpha = 1};
+    CHECK(store_search(s, &cq, &res, &n, &err) == 0 && n == 8, "convex 1: %s", err.message);
+    for (size_t i = 0; i < n; i++)
+        CHECK(res[i].chunk_id == vec[i].chunk_id, "alpha 1 = vector, at %zu", i);
+    store_results_free(res, n);
+    cq.alpha = 0;
+    store_result *kw;
+    size_t n_kw = search_mode(s, STORE_MODE_KEYWORD, text, NULL, 8, NULL, &kw);
+    CHECK(store_search(s, &cq, &res, &n, &err) == 0 && n == 8, "convex 0: %s", err.message);
+    /* (equal BM25 scores may come in another order: ties go to the
+     * vector side's rank) */
+    for (size_t i = 0; i < n && i < n_kw; i++)
+        CHECK(res[i].keyword_rank && res[i].keyword_score == kw[i].keyword_score,
+              "alpha 0 = keyword, at %zu", i);
+    store_results_free(res, n);
+    store_results_free(kw, n_kw);
+    store_results_free(vec, n_vec);
+
+    /* min_score is a floor on the similarity in every mode */
+    for (int m = 0; m < 3; m++) {
+        store_query mq = {.collection = "m", .model_id = MODEL, .vector = q, .dimension = DIM,
+                          .k = 50, .mode = (store_mode)m, .text = text,
+                          .use_min_score = true, .min_score = 0.2f};
+        CHECK(store_search(s, &mq, &res, &n, &err) == 0 && n > 0, "min score %d", m);
+        for (size_t i = 0; i < n; i++)
+            CHECK(res[i].similarity >= 0.2f, "%s: similarity %g under the floor",
+                  store_mode_name((store_mode)m), res[i].similarity);
+        store_results_free(res, n);
+    }
+
+    /* refused queries */
+    store_query bad = {.collection = "m", .model_id = MODEL, .dimension = DIM, .k = 5,
+                       .mode = STORE_MODE_HYBRID, .text = text};
+    CHECK(store_search(s, &bad, &res, &n, &err) == LODE_EINVAL && strstr(err.message, "vector"),
+          "hybrid needs a vector: %s", err.message);
+    bad.vector = q;
+    bad.text = NULL;
+    CHECK(store_search(s, &bad, &res, &n, &err) == LODE_EINVAL && strstr(err.message, "text"),
+          "hybrid needs text: %s", err.message);
+    bad.text = text;
+    bad.fusion = STORE_FUSION_CONVEX;
+    bad.alpha = 1.5f;
+    CHECK(store_search(s, &bad, &res, &n, &err) == LODE_EINVAL, "alpha out of range");
+    bad.mode = (store_mode)7;
+    CHECK(store_search(s, &bad, &res, &n, &err) == LODE_EINVAL, "unknown mode");
+
+    /* writes show at once: an upsert's new words, a delete's absence */
+    make_mode_doc(td, 7);
+    snprintf(td->texts[1], sizeof td->texts[1], "zebra crossing rules");
+    CHECK(store_upsert_document(s, "m", &td->in, NULL, &err) == 0, "upsert");
+    n = search_mode(s, STORE_MODE_KEYWORD, "zebra", NULL, 5, NULL, &res);
+    CHECK(n == 1 && strcmp(res[0].source, "doc07") == 0, "upserted words found");
+    store_results_free(res, n);
+    n = search_mode(s, STORE_MODE_KEYWORD, "ERR-4711", NULL, 5, NULL, &res);
+    CHECK(n == 0, "replaced words gone: %zu", n);
+    store_results_free(res, n);
+    CHECK(store_delete_where(s, "m", "{\"source\": \"doc11\"}", NULL, &err) == 0, "delete");
+    n = search_mode(s, STORE_MODE_KEYWORD, "café", NULL, 5, NULL, &res);
+    CHECK(n == 0, "deleted words gone");
+    store_results_free(res, n);
+    store_close(s);
+    check_keyword_index(path, "after the search mode tests");
+
+    /* an old store opened read-only: vector yes, keyword no */
+    const char *old = path_in("schema1-ro.db");
+    copy_file("tests/ref/schema1.db", old);
+    store_options ro = {.read_only = true};
+    CHECK(store_open(old, &ro, &s, &err) == 0, "open old read-only");
+    store_query kq = {.collection = "default", .k = 3, .mode = STORE_MODE_KEYWORD,
+                      .text = "leave"};
+    CHECK(s && store_search(s, &kq, &res, &n, &err) == LODE_EINVAL &&
+          strstr(err.message, "older lode"), "keyword on schema 1: %s", err.message);
+    store_close(s);
+    free(td);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/lode-test-store-XXXXXX");
@@ -1173,6 +1421,7 @@ int main(void)
         {"two handles", test_two_handles}, {"bad files", test_bad_files},
         {"read-only", test_read_only}, {"full disk", test_full_disk},
         {"open time", test_open_time}, {"migration", test_migration},
+        {"search modes", test_search_modes},
     };
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
         struct timespec t0, t1;
