@@ -48,8 +48,9 @@ $(BUILD)/liblode.a: $(LIB_OBJ)
 $(BUILD)/lode: $(BUILD)/main.o $(BUILD)/liblode.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
 
+# replaced by a rename, so a running ./lode keeps its file
 lode: $(BUILD)/lode
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 
 $(BUILD)/tests/%: tests/%.c $(BUILD)/liblode.a tests/test.h | $(DEPS_OK)
 	@mkdir -p $(@D)

@@ -33,14 +33,21 @@ if ! cmp -s "$REQ" "$VENV/.installed" 2>/dev/null; then
         extras=$(printf '%s' "$llama" | sed -n 's/^llama-cpp-python\(\[[^]]*\]\).*/\1/p')
         spec=$(printf '%s' "$llama" | sed 's/\[[^]]*\]//')
         key=$(printf '%s %s' "$spec" "$LLAMA_CMAKE_ARGS" | sha256sum | cut -c1-16)
-        WHEELS=${XDG_CACHE_HOME:-$HOME/.cache}/lode-wheels/$key
+        CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/lode-wheels
+        WHEELS=$CACHE/$key
+        mkdir -p "$CACHE"
+        # one build at a time (checkouts of this repository share the
+        # cache): the others wait for it and use its wheel
+        exec 9>"$CACHE/.lock"
+        flock 9
         if ! ls "$WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
             echo "test_venv: building llama-cpp-python without -march=native (minutes)" >&2
-            mkdir -p "$WHEELS.tmp"
+            tmp=$(mktemp -d "$CACHE/build.XXXXXX")
             CMAKE_ARGS="$LLAMA_CMAKE_ARGS" $PIP wheel --quiet --no-deps \
-                --no-cache-dir -w "$WHEELS.tmp" "$spec" >&2
-            rm -rf "$WHEELS" && mv "$WHEELS.tmp" "$WHEELS"
+                --no-cache-dir -w "$tmp" "$spec" >&2
+            rm -rf "$WHEELS" && mv "$tmp" "$WHEELS"
         fi
+        flock -u 9
         wheel=$(ls "$WHEELS"/llama_cpp_python-*.whl | head -n 1)
         # --force-reinstall: replace a native build installed earlier
         $PIP install --quiet --force-reinstall --no-deps "$wheel" >&2

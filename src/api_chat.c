@@ -132,10 +132,14 @@ void chat_run_free(chat_run *r)
     free(r->search_query);
     free(r->job.vectors);
     free(r->sjob.vectors);
-    for (size_t i = 0; i < r->n_sent; i++)
+    for (size_t i = 0; i < r->n_sent; i++) {
         free((char *)r->s_texts[i]);
+        free((char *)r->s_embed[i]);
+    }
     free(r->s_texts);
     free(r->s_lens);
+    free(r->s_embed);
+    free(r->s_elens);
     free(r->s_source);
     free(r->s_pos);
     for (size_t i = 0; i < r->n_src; i++) {
@@ -603,6 +607,31 @@ static bool stage_decide(chat_run *r)
     return !req_parked;
 }
 
+/* A sentence as embedded: "Section: sentence", the section being the
+ * heading above it in the chunk, else the chunk's heading path, so that
+ * "4 weeks of leave at full basic salary." is found for a question about
+ * the secondary caregiver.  malloc'd. */
+static char *with_section(const chat_src *s, const rag_span *sp,
+                          const char *t, size_t len)
+{
+    const char *sec = sp->sec_end > sp->sec_start ? s->text + sp->sec_start
+                                                  : s->heading;
+    size_t slen = sp->sec_end > sp->sec_start ? sp->sec_end - sp->sec_start
+                                              : (sec ? strlen(sec) : 0);
+    char *e = malloc(slen + len + 3);
+    if (!e)
+        return NULL;
+    size_t w = 0;
+    if (slen) {
+        memcpy(e, sec, slen);
+        memcpy(e + slen, ": ", 2);
+        w = slen + 2;
+    }
+    memcpy(e + w, t, len);
+    e[w + len] = 0;
+    return e;
+}
+
 /* FALLBACK: the sentences of the sources, to be embedded. */
 static bool stage_fallback(chat_run *r)
 {
@@ -612,7 +641,10 @@ static bool stage_fallback(chat_run *r)
     r->s_lens = calloc(cap, sizeof *r->s_lens);
     r->s_source = calloc(cap, sizeof *r->s_source);
     r->s_pos = calloc(cap, sizeof *r->s_pos);
-    if (!r->s_texts || !r->s_lens || !r->s_source || !r->s_pos) {
+    r->s_embed = calloc(cap, sizeof *r->s_embed);
+    r->s_elens = calloc(cap, sizeof *r->s_elens);
+    if (!r->s_texts || !r->s_lens || !r->s_source || !r->s_pos ||
+        !r->s_embed || !r->s_elens) {
         r->stage = STAGE_FALLBACK_WAIT;
         return true;
     }
@@ -620,21 +652,22 @@ static bool stage_fallback(chat_run *r)
         const chat_src *s = &r->src[i];
         rag_span *sp = NULL;
         size_t n = 0;
+        /* sentences and table rows; a chunk of headings alone gives none */
         if (rag_sentences(s->text, s->text_len, &sp, &n))
             continue;
-        if (n == 0) {   /* a chunk of no proper sentence: the chunk itself */
-            sp = malloc(sizeof *sp);
-            if (sp) {
-                sp[0] = (rag_span){0, s->text_len};
-                n = 1;
-            }
-        }
         for (size_t j = 0; j < n && r->n_sent < cap; j++) {
-            char *t = chat_dup(s->text + sp[j].start, sp[j].end - sp[j].start);
-            if (!t)
+            size_t len = sp[j].end - sp[j].start;
+            char *t = sp[j].row ? rag_row_text(s->text, &sp[j], &len)
+                                : chat_dup(s->text + sp[j].start, len);
+            char *e = t ? with_section(s, &sp[j], t, len) : NULL;
+            if (!e) {
+                free(t);
                 break;
+            }
             r->s_texts[r->n_sent] = t;
-            r->s_lens[r->n_sent] = sp[j].end - sp[j].start;
+            r->s_lens[r->n_sent] = len;
+            r->s_embed[r->n_sent] = e;
+            r->s_elens[r->n_sent] = strlen(e);
             r->s_source[r->n_sent] = (int)i + 1;
             r->s_pos[r->n_sent] = sp[j].start;
             r->n_sent++;
@@ -645,8 +678,8 @@ static bool stage_fallback(chat_run *r)
     if (r->n_sent == 0)
         return true;
     r->sjob.n = (int)r->n_sent;
-    r->sjob.texts = r->s_texts;
-    r->sjob.lens = r->s_lens;
+    r->sjob.texts = r->s_embed;
+    r->sjob.lens = r->s_elens;
     r->sjob.deadline_ms = sched_now_ms() + 2000;
     r->sjob.done = on_job_done;
     r->sjob.ctx = r;

@@ -13,7 +13,7 @@
 #define CHAT_DEFAULT_K 5
 #define CHAT_MAX_K 20
 #define CHAT_SNIPPET_CHARS 320
-#define CHAT_MAX_SENTENCES 48
+#define CHAT_MAX_SENTENCES 64
 #define CHAT_EXTRACTIVE_PICKS 3
 #define CHAT_EXTRACTIVE_MARGIN 0.12f
 #define CHAT_REWRITE_TOKENS 64
@@ -80,8 +80,10 @@ typedef struct chat_run {
     /* embeddings */
     sched_job job;            /* the query */
     sched_job sjob;           /* fallback sentences */
-    const char **s_texts;
+    const char **s_texts;     /* as answered */
     size_t *s_lens;
+    const char **s_embed;     /* as embedded: after the heading it is under */
+    size_t *s_elens;
     int *s_source;            /* 1-based source number of each sentence */
     size_t *s_pos;
     size_t n_sent;

@@ -677,12 +677,54 @@ static size_t count_words(const char *t, size_t len)
     return n;
 }
 
+/* A table line: Markdown's "| a | b |", or the HTML extractor's "a | b". */
+static bool table_line(const char *t, size_t len)
+{
+    if (len && t[0] == '|')
+        return true;
+    for (size_t i = 0; i + 3 <= len; i++)
+        if (t[i] == ' ' && t[i + 1] == '|' && t[i + 2] == ' ')
+            return true;
+    return false;
+}
+
+/* "|---|:--:|": a Markdown table's separator row. */
+static bool separator_line(const char *t, size_t len)
+{
+    bool dash = false;
+    for (size_t i = 0; i < len; i++) {
+        if (t[i] == '-')
+            dash = true;
+        else if (!strchr("|: \t", t[i]))
+            return false;
+    }
+    return dash;
+}
+
+static int push_span(rag_span **v, size_t *n, size_t *cap, rag_span s)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 16;
+        rag_span *nv = realloc(*v, nc * sizeof *nv);
+        if (!nv)
+            return LODE_ENOMEM;
+        *v = nv;
+        *cap = nc;
+    }
+    (*v)[(*n)++] = s;
+    return 0;
+}
+
 int rag_sentences(const char *text, size_t len, rag_span **out, size_t *n_out)
 {
     *out = NULL;
     *n_out = 0;
     rag_span *v = NULL;
     size_t n = 0, cap = 0;
+    /* the current table block: its first line, and whether we are in one */
+    size_t head_s = 0, head_e = 0;
+    bool in_table = false;
+    size_t sec_s = 0, sec_e = 0;    /* the last heading line seen */
     for (size_t ls = 0; ls < len;) {
         size_t le = ls;
         while (le < len && text[le] != '\n')
@@ -690,7 +732,34 @@ int rag_sentences(const char *text, size_t len, rag_span **out, size_t *n_out)
         size_t s = ls;
         while (s < le && (text[s] == ' ' || text[s] == '\t'))
             s++;
-        bool markup = s < le && (text[s] == '#' || text[s] == '|' ||
+        if (s < le && table_line(text + s, le - s)) {
+            size_t e = le;
+            while (e > s && (text[e - 1] == ' ' || text[e - 1] == '\t'))
+                e--;
+            if (!in_table) {
+                in_table = true;
+                head_s = s;
+                head_e = e;
+            } else if (!separator_line(text + s, e - s) &&
+                       push_span(&v, &n, &cap, (rag_span){s, e, head_s, head_e, sec_s, sec_e, true})) {
+                free(v);
+                return LODE_ENOMEM;
+            }
+            ls = le + 1;
+            continue;
+        }
+        in_table = false;
+        if (s < le && text[s] == '#') {
+            size_t h = s;
+            while (h < le && (text[h] == '#' || text[h] == ' '))
+                h++;
+            size_t he = le;
+            while (he > h && (text[he - 1] == ' ' || text[he - 1] == '\t'))
+                he--;
+            sec_s = h;
+            sec_e = he;
+        }
+        bool markup = s < le && (text[s] == '#' ||
                                  (le - s >= 3 && (strncmp(text + s, "---", 3) == 0 ||
                                                   strncmp(text + s, "<!--", 4) == 0 ||
                                                   strncmp(text + s, "```", 3) == 0)));
@@ -720,17 +789,10 @@ int rag_sentences(const char *text, size_t len, rag_span **out, size_t *n_out)
                     ts++;
                 while (te > ts && (text[te - 1] == ' ' || text[te - 1] == '\t'))
                     te--;
-                if (te > ts && count_words(text + ts, te - ts) >= 4) {
-                    if (n == cap) {
-                        cap = cap ? cap * 2 : 16;
-                        rag_span *nv = realloc(v, cap * sizeof *nv);
-                        if (!nv) {
-                            free(v);
-                            return LODE_ENOMEM;
-                        }
-                        v = nv;
-                    }
-                    v[n++] = (rag_span){ts, te};
+                if (te > ts && count_words(text + ts, te - ts) >= 4 &&
+                    push_span(&v, &n, &cap, (rag_span){ts, te, 0, 0, sec_s, sec_e, false})) {
+                    free(v);
+                    return LODE_ENOMEM;
                 }
                 s = e;
             }
@@ -740,6 +802,67 @@ int rag_sentences(const char *text, size_t len, rag_span **out, size_t *n_out)
     *out = v;
     *n_out = n;
     return 0;
+}
+
+/* The next cell of a table line from *p (below end), trimmed of spaces
+ * and of emphasis at its ends.  false when there is none. */
+static bool next_cell(const char *t, size_t *p, size_t end, size_t *cs, size_t *ce)
+{
+    size_t i = *p;
+    while (i < end && (t[i] == ' ' || t[i] == '|'))
+        i++;
+    if (i >= end)
+        return false;
+    size_t j = i;
+    while (j < end && t[j] != '|')
+        j++;
+    *p = j;
+    size_t e = j;
+    while (e > i && (t[e - 1] == ' ' || t[e - 1] == '*'))
+        e--;
+    while (i < e && t[i] == '*')
+        i++;
+    *cs = i;
+    *ce = e;
+    return true;
+}
+
+char *rag_row_text(const char *text, const rag_span *row, size_t *out_len)
+{
+    /* each cell: its header, ": ", itself and "; " (a cell is at least
+     * one byte and a bar, so 4 bytes per cell is at most 2 per row byte) */
+    size_t cap = 3 * (row->end - row->start) + (row->head_end - row->head_start) + 8;
+    char *out = malloc(cap), *w = out;
+    if (!out)
+        return NULL;
+    size_t rp = row->start, hp = row->head_start;
+    size_t cs, ce, hs, he;
+    bool first = true;
+    while (next_cell(text, &rp, row->end, &cs, &ce)) {
+        bool head = row->head_end > row->head_start &&
+                    next_cell(text, &hp, row->head_end, &hs, &he) && he > hs;
+        if (ce == cs)
+            continue;
+        if (!first) {
+            memcpy(w, "; ", 2);
+            w += 2;
+        }
+        first = false;
+        if (head) {
+            for (size_t i = hs; i < he; i++)
+                if (text[i] != '*')
+                    *w++ = text[i];
+            memcpy(w, ": ", 2);
+            w += 2;
+        }
+        for (size_t i = cs; i < ce; i++)   /* emphasis left out */
+            if (text[i] != '*')
+                *w++ = text[i];
+    }
+    *w++ = '.';
+    *w = 0;
+    *out_len = (size_t)(w - out);
+    return out;
 }
 
 static int pick_cmp(const void *a, const void *b)

@@ -118,12 +118,26 @@ int rag_overlap(const char *a, size_t alen, const char *b, size_t blen);
 
 /* ---- extractive answers ---------------------------------------------------- */
 
-/* Candidate sentences of a text: byte ranges, markup (heading lines,
- * table rows, list bullets) left out, at least 4 words each. */
+/* Candidate sentences of a text: byte ranges, markup (heading lines, list
+ * bullets) left out, at least 4 words each.  A table's data rows (Markdown
+ * "| a | b |" or the "a | b" lines the HTML extractor writes) are
+ * candidates too, with the span of their table's header row (the block's
+ * first line; 0,0 when the row is the block's only line): rag_row_text
+ * turns one into a sentence.  Separator rows and header rows are not.
+ * Each span also names the heading it sits under, so that a bullet such
+ * as "4 weeks at full pay." can be matched with its section's words. */
 typedef struct rag_span {
     size_t start, end;
+    size_t head_start, head_end; /* a table row's header; 0,0 otherwise */
+    size_t sec_start, sec_end;   /* the heading above it in the text, its
+                                  * '#'s left out; 0,0 when there is none */
+    bool row;
 } rag_span;
 int rag_sentences(const char *text, size_t len, rag_span **out, size_t *n);
+
+/* A table row as a sentence, each cell after its column's header:
+ * "Period: First 20 days; Pay: 100% of salary."  malloc'd, NUL-ended. */
+char *rag_row_text(const char *text, const rag_span *row, size_t *out_len);
 
 /* One chosen sentence. */
 typedef struct rag_pick {

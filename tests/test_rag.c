@@ -179,6 +179,30 @@ static void test_sentences(void)
               "number stripped");
     }
     free(s);
+
+    /* table rows, Markdown and as the HTML extractor writes them */
+    const char table[] =
+        "Sick pay:\n"
+        "| Period | Pay |\n"
+        "|--------|:---:|\n"
+        "| First 20 days | **100%** of salary |\n"
+        "| Next 20 days | 50% |\n"
+        "\n"
+        "City | Limit\n"
+        "Zurich | €320\n";
+    CHECK(rag_sentences(table, sizeof table - 1, &s, &n) == 0 && n == 3,
+          "three rows, %zu", n);
+    const char *want[] = {"Period: First 20 days; Pay: 100% of salary.",
+                          "Period: Next 20 days; Pay: 50%.",
+                          "City: Zurich; Limit: €320."};
+    for (size_t i = 0; i < n && i < 3; i++) {
+        size_t len;
+        char *t = s[i].row ? rag_row_text(table, &s[i], &len) : NULL;
+        CHECK(t && strcmp(t, want[i]) == 0 && len == strlen(want[i]),
+              "row %zu: %s", i, t ? t : "(not a row)");
+        free(t);
+    }
+    free(s);
     rag_pick picks[] = {
         {2, "Report sickness before 10:00.", 29, 0},
         {1, "You get 25 days.", 16, 40},
