@@ -340,16 +340,22 @@ void api_search(http_request *req, void *app)
     }
     if (!store_ready(req, a))
         return;
-    st->job.n = 1;
-    st->job.texts = &st->query;
-    st->job.lens = &st->query_len;
-    st->job.max_tokens = a->cfg.max_tokens;
-    st->job.deadline_ms = sched_now_ms() + a->cfg.load_wait_ms;
-    st->job.done = on_job_done;
-    st->job.ctx = req;
     http_set_state(req, st, free_job_vectors);
+    api_embed_texts(req, a, &st->job, 1, &st->query, &st->query_len);
+}
+
+void api_embed_texts(http_request *req, api *a, sched_job *job, int n,
+                     const char *const *texts, const size_t *lens)
+{
+    job->n = n;
+    job->texts = texts;
+    job->lens = lens;
+    job->max_tokens = a->cfg.max_tokens;
+    job->deadline_ms = sched_now_ms() + a->cfg.load_wait_ms;
+    job->done = on_job_done;
+    job->ctx = req;
     http_suspend(req);
-    sched_submit(a->sched, &st->job);
+    sched_submit(a->sched, job);
 }
 
 /* ---- collections ------------------------------------------------------- */

@@ -34,6 +34,10 @@ const char cli_store_usage[] =
     "         [--min-score X] [--mode vector|keyword|hybrid]\n"
     "         [--fusion rrf|convex] [--alpha A] [-m MODEL] QUERY\n"
     "                                        print the best chunks as JSON\n"
+    "  eval [--db FILE] [--collection NAME] [-k N] [--json] [--by-kind]\n"
+    "       [--mode vector|keyword|hybrid|all] [--fusion rrf|convex]\n"
+    "       [--alpha A,B...] [-m MODEL] QUERIES.jsonl\n"
+    "                                        recall@k, MRR, nDCG@10 per mode\n"
     "  collections [--db FILE]               list collections as JSON\n"
     "  delete [--db FILE] [--collection NAME] (--id DOC | --where JSON | "
     "--all)\n"
@@ -77,7 +81,7 @@ static int common_opt(int argc, char **argv, int *i, common_opts *c)
     return 1;
 }
 
-static int parse_int(const char *s, long lo, long hi, long *out)
+int cli_parse_int(const char *s, long lo, long hi, long *out)
 {
     char *end;
     errno = 0;
@@ -90,7 +94,7 @@ static int parse_int(const char *s, long lo, long hi, long *out)
 
 /* Value of the option at argv[*i] (advancing), or NULL after printing a
  * usage error. */
-static const char *value(int argc, char **argv, int *i)
+const char *cli_value(int argc, char **argv, int *i)
 {
     if (*i + 1 >= argc) {
         fprintf(stderr, "lode %s: %s needs a value\n", argv[0], argv[*i]);
@@ -115,8 +119,8 @@ static void make_parent_dir(const char *path)
 }
 
 /* Open the database; only ingest (create) may create it. */
-static int open_store(const char *path, bool read_only, bool create,
-                      store **s, lode_error *err)
+int cli_open_store(const char *path, bool read_only, bool create, store **s,
+                   lode_error *err)
 {
     store_options so = {.read_only = read_only};
     if (!create && access(path, F_OK) != 0)
@@ -137,8 +141,8 @@ static int open_store(const char *path, bool read_only, bool create,
 }
 
 /* Load a model and give it a pool of `threads` (0: the CPUs available). */
-static int load_model(const char *path, int threads, model **m, pool **p,
-                      lode_error *err)
+int cli_load_model(const char *path, int threads, model **m, pool **p,
+                   lode_error *err)
 {
     *p = NULL;
     int rc = model_load(path, m, err);
@@ -244,27 +248,27 @@ int cli_ingest(int argc, char **argv)
             if (r < 0)
                 goto need_value;
         } else if (strcmp(a, "-m") == 0 || strcmp(a, "--model") == 0) {
-            if (!(model_path = value(argc, argv, &i)))
+            if (!(model_path = cli_value(argc, argv, &i)))
                 goto usage;
         } else if (strcmp(a, "-t") == 0 || strcmp(a, "--threads") == 0) {
-            if (!(val = value(argc, argv, &i)))
+            if (!(val = cli_value(argc, argv, &i)))
                 goto usage;
-            if (parse_int(val, 1, 1024, &threads)) {
+            if (cli_parse_int(val, 1, 1024, &threads)) {
                 usage_error(argv[0], "-t needs a thread count (1..1024)");
                 goto usage;
             }
         } else if (strcmp(a, "--chunk-tokens") == 0) {
-            if (!(val = value(argc, argv, &i)))
+            if (!(val = cli_value(argc, argv, &i)))
                 goto usage;
-            if (parse_int(val, 1, 1 << 20, &v)) {
+            if (cli_parse_int(val, 1, 1 << 20, &v)) {
                 usage_error(argv[0], "--chunk-tokens needs a positive number");
                 goto usage;
             }
             o.chunk_tokens = (int)v;
         } else if (strcmp(a, "--overlap") == 0) {
-            if (!(val = value(argc, argv, &i)))
+            if (!(val = cli_value(argc, argv, &i)))
                 goto usage;
-            if (parse_int(val, 0, 1 << 20, &v)) {
+            if (cli_parse_int(val, 0, 1 << 20, &v)) {
                 usage_error(argv[0], "--overlap needs a number >= 0");
                 goto usage;
             }
@@ -272,16 +276,16 @@ int cli_ingest(int argc, char **argv)
         } else if (strcmp(a, "--sync") == 0) {
             o.sync = true;
         } else if (strcmp(a, "--text-field") == 0) {
-            if (!(o.extract.text_field = value(argc, argv, &i)))
+            if (!(o.extract.text_field = cli_value(argc, argv, &i)))
                 goto usage;
         } else if (strcmp(a, "--id-field") == 0) {
-            if (!(o.extract.id_field = value(argc, argv, &i)))
+            if (!(o.extract.id_field = cli_value(argc, argv, &i)))
                 goto usage;
         } else if (strcmp(a, "--title-field") == 0) {
-            if (!(o.extract.title_field = value(argc, argv, &i)))
+            if (!(o.extract.title_field = cli_value(argc, argv, &i)))
                 goto usage;
         } else if (strcmp(a, "--meta-fields") == 0) {
-            if (!(meta_fields = (char *)value(argc, argv, &i)))
+            if (!(meta_fields = (char *)cli_value(argc, argv, &i)))
                 goto usage;
         } else if (strcmp(a, "--") == 0) {
             for (i++; i < argc; i++)
@@ -308,10 +312,10 @@ int cli_ingest(int argc, char **argv)
     model *m = NULL;
     pool *p = NULL;
     store *s = NULL;
-    int rc = load_model(model_path, (int)threads, &m, &p, &err);
+    int rc = cli_load_model(model_path, (int)threads, &m, &p, &err);
     if (!rc) {
         make_parent_dir(c.db);
-        rc = open_store(c.db, false, true, &s, &err);
+        rc = cli_open_store(c.db, false, true, &s, &err);
     }
     ingest_stats st = {0};
     progress_ui ui = {.tty = isatty(2)};
@@ -377,20 +381,20 @@ int cli_search(int argc, char **argv)
                                             "value");
             }
         } else if (strcmp(a, "-m") == 0 || strcmp(a, "--model") == 0) {
-            if (!(model_path = value(argc, argv, &i)))
+            if (!(model_path = cli_value(argc, argv, &i)))
                 goto usage;
         } else if (strcmp(a, "-k") == 0) {
-            if (!(val = value(argc, argv, &i)))
+            if (!(val = cli_value(argc, argv, &i)))
                 goto usage;
-            if (parse_int(val, 1, 100000, &k)) {
+            if (cli_parse_int(val, 1, 100000, &k)) {
                 usage_error(argv[0], "-k needs a number of results (1..100000)");
                 goto usage;
             }
         } else if (strcmp(a, "--where") == 0) {
-            if (!(where = value(argc, argv, &i)))
+            if (!(where = cli_value(argc, argv, &i)))
                 goto usage;
         } else if (strcmp(a, "--min-score") == 0) {
-            if (!(val = value(argc, argv, &i)))
+            if (!(val = cli_value(argc, argv, &i)))
                 goto usage;
             char *end;
             min_score = strtod(val, &end);
@@ -400,21 +404,21 @@ int cli_search(int argc, char **argv)
             }
             use_min = true;
         } else if (strcmp(a, "--mode") == 0) {
-            if (!(val = value(argc, argv, &i)))
+            if (!(val = cli_value(argc, argv, &i)))
                 goto usage;
             if (store_mode_parse(val, &mode)) {
                 usage_error(argv[0], "--mode is vector, keyword or hybrid");
                 goto usage;
             }
         } else if (strcmp(a, "--fusion") == 0) {
-            if (!(val = value(argc, argv, &i)))
+            if (!(val = cli_value(argc, argv, &i)))
                 goto usage;
             if (store_fusion_parse(val, &fusion)) {
                 usage_error(argv[0], "--fusion is rrf or convex");
                 goto usage;
             }
         } else if (strcmp(a, "--alpha") == 0) {
-            if (!(val = value(argc, argv, &i)))
+            if (!(val = cli_value(argc, argv, &i)))
                 goto usage;
             char *end;
             alpha = strtod(val, &end);
@@ -453,11 +457,11 @@ int cli_search(int argc, char **argv)
     float *vec = NULL;
     store_result *res = NULL;
     size_t n_res = 0;
-    int rc = open_store(c.db, true, false, &s, &err);
+    int rc = cli_open_store(c.db, true, false, &s, &err);
     /* Keyword search needs no model: the query is not embedded. */
     bool embed = mode != STORE_MODE_KEYWORD;
     if (!rc && embed)
-        rc = load_model(model_path, 0, &m, &p, &err);
+        rc = cli_load_model(model_path, 0, &m, &p, &err);
     if (!rc && embed && !(vec = malloc((size_t)model_dim(m) * sizeof *vec)))
         rc = lode_error_set(&err, LODE_ENOMEM, "out of memory");
     if (!rc && embed) {
@@ -569,7 +573,7 @@ int cli_collections(int argc, char **argv)
     store *s = NULL;
     store_collection_info *infos = NULL;
     size_t n = 0;
-    int rc = open_store(c.db, true, false, &s, &err);
+    int rc = cli_open_store(c.db, true, false, &s, &err);
     if (!rc)
         rc = store_list_collections(s, &infos, &n, &err);
     if (!rc) {
@@ -605,11 +609,11 @@ int cli_delete(int argc, char **argv)
                 return usage_error(argv[0], "--db and --collection need a "
                                             "value");
         } else if (strcmp(a, "--id") == 0) {
-            if (!(id_text = value(argc, argv, &i)))
+            if (!(id_text = cli_value(argc, argv, &i)))
                 return 2;
             modes++;
         } else if (strcmp(a, "--where") == 0) {
-            if (!(where = value(argc, argv, &i)))
+            if (!(where = cli_value(argc, argv, &i)))
                 return 2;
             modes++;
         } else if (strcmp(a, "--all") == 0) {
@@ -624,13 +628,13 @@ int cli_delete(int argc, char **argv)
         return usage_error(argv[0], "give exactly one of --id DOC, --where "
                                     "JSON, --all");
     long doc_id = 0;
-    if (id_text && parse_int(id_text, 1, 0x7fffffffL, &doc_id))
+    if (id_text && cli_parse_int(id_text, 1, 0x7fffffffL, &doc_id))
         return usage_error(argv[0], "--id needs a document id (a number, as "
                                     "`lode search` prints)");
     lode_error err = {0};
     store *s = NULL;
     int64_t deleted = 0;
-    int rc = open_store(c.db, false, false, &s, &err);
+    int rc = cli_open_store(c.db, false, false, &s, &err);
     if (!rc && all) {
         store_stats st;
         rc = store_get_stats(s, c.collection, &st, &err);
@@ -669,7 +673,7 @@ int cli_stats(int argc, char **argv)
     lode_error err = {0};
     store *s = NULL;
     store_stats st;
-    int rc = open_store(c.db, true, false, &s, &err);
+    int rc = cli_open_store(c.db, true, false, &s, &err);
     if (!rc)
         rc = store_get_stats(s, c.collection, &st, &err);
     if (!rc) {
@@ -697,7 +701,7 @@ int cli_vacuum(int argc, char **argv)
     lode_error err = {0};
     store *s = NULL;
     store_stats before, after;
-    int rc = open_store(c.db, false, false, &s, &err);
+    int rc = cli_open_store(c.db, false, false, &s, &err);
     if (!rc)
         rc = store_get_stats(s, NULL, &before, &err);
     if (!rc)

@@ -2,9 +2,12 @@
 in the chat's retrieval, with filters honoured in every mode, each result
 saying which retriever found it, identifiers found by the keyword side,
 and bad mode fields refused."""
+import json
+import subprocess
+
 import pytest
 
-from conftest import assert_error
+from conftest import LODE, MODEL, ROOT, assert_error
 
 VACATION = "how many vacation days do I get"
 MODES = ["vector", "keyword", "hybrid"]
@@ -132,3 +135,75 @@ def test_chat_retrieval_mode(make_server, sample_db, mode):
             assert list(src["retrievers"]) == [mode]
         # the source's score is its similarity to the question
         assert src["score"] == src["similarity"]
+
+
+QUERIES = [
+    {"query": VACATION, "relevant": ["data/sample/annual-leave.md"],
+     "passage": "Every full-time employee gets 25 days of paid annual leave",
+     "kind": "direct"},
+    {"query": "Which law is Portuguese Law 93/2021 about?",
+     "relevant": ["data/sample/whistleblowing.md"], "kind": "identifier"},
+    {"query": "What is the capital of Australia?", "relevant": [],
+     "kind": "uncovered"},
+    {"query": "how do I claim travel expenses",
+     "relevant": ["data/sample/expenses.md", "no/such/file.md"]},
+]
+
+
+def test_eval_every_mode(make_server, sample_db, tmp_path):
+    s = make_server(db=sample_db)
+    r = s.post("/eval", {"queries": QUERIES, "k": 3,
+                         "alpha": [0.2, 0.8]})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["queries"] == 3 and out["skipped"] == 1
+    assert out["missing_relevant"] == 1 and out["k"] == 3
+    configs = [x["config"] for x in out["results"]]
+    assert configs == ["vector", "keyword", "hybrid rrf",
+                       "hybrid convex a=0.20", "hybrid convex a=0.80"]
+    for x in out["results"]:
+        assert 0 <= x["recall@3"] <= 1 and 0 <= x["mrr"] <= 1
+        assert 0 <= x["ndcg@10"] <= 1 and 0 <= x["passage@3"] <= 1
+        # the expenses query can find only one of its two documents
+        assert x["recall@3"] <= (1 + 1 + 0.5) / 3 + 1e-9
+        assert set(x["by_kind"]) == {"direct", "identifier", "uncovered"}
+        assert x["by_kind"]["uncovered"]["queries"] == 0
+        assert x["by_kind"]["direct"]["mrr"] == 1.0
+        assert x["search_ms"]["p99"] >= x["search_ms"]["p50"] >= 0
+    # the same numbers as `lode eval` on the same database
+    path = tmp_path / "q.jsonl"
+    path.write_text("".join(json.dumps(q) + "\n" for q in QUERIES))
+    cli = subprocess.run([LODE, "eval", "--db", str(s.db), "-m", MODEL, "-k",
+                          "3", "--json", "--alpha", "0.2,0.8", str(path)],
+                         cwd=ROOT, capture_output=True, text=True, check=True)
+    got = json.loads(cli.stdout)
+    for a, b in zip(got["results"], out["results"]):
+        for key in ("recall@3", "mrr", "ndcg@10", "passage@3"):
+            assert a[key] == pytest.approx(b[key], abs=1e-5), (a["config"], key)
+
+
+def test_eval_keyword_only_and_errors(make_server, sample_db):
+    s = make_server(db=sample_db)
+    r = s.post("/eval", {"queries": QUERIES[:2], "mode": "keyword"})
+    assert r.status_code == 200, r.text
+    assert [x["config"] for x in r.json()["results"]] == ["keyword"]
+    for body, code in [({}, "invalid_queries"),
+                       ({"queries": []}, "invalid_queries"),
+                       ({"queries": [{"query": 7}]}, "invalid_queries"),
+                       ({"queries": [{"query": "x", "relevant": [True]}]},
+                        "invalid_queries"),
+                       ({"queries": QUERIES, "mode": "best"}, "invalid_mode"),
+                       ({"queries": QUERIES, "alpha": [2]}, "invalid_alpha"),
+                       ({"queries": QUERIES, "k": 0}, "invalid_k"),
+                       ({"queries": QUERIES, "where": {"a": 1}},
+                        "invalid_where")]:
+        r = s.post("/eval", body)
+        assert_error(r, 400)
+        assert r.json()["error"]["code"] == code, (body, r.text)
+    many = [{"query": "q%d" % i, "relevant": ["x"]} for i in range(3)]
+    s2 = make_server("--max-inputs", "2", db=sample_db)
+    r = s2.post("/eval", {"queries": many})
+    assert_error(r, 400)
+    assert r.json()["error"]["code"] == "limit_exceeded"
+    r = s.post("/eval", {"queries": QUERIES, "collection": "nothing"})
+    assert_error(r, 404)
