@@ -105,7 +105,7 @@ static void eval_answer(http_request *req, api *a, eval_state *st)
         sched_get_status(a->sched, &ss);
         snprintf(mid, sizeof mid, "%s:%s", st->job.model_name, ss.type);
     }
-    eval_params p = {st->collection, mid, st->job.vectors, st->job.dim, st->k};
+    eval_params p = {st->collection, mid, st->job.vectors, st->job.dim, st->k, false};
     lode_error err = {0};
     size_t missing = 0;
     store *s = api_store_acquire(req, a);

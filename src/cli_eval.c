@@ -5,7 +5,9 @@
  * The queries are embedded once, in one batch, and every configuration
  * (vector, keyword, hybrid with RRF, hybrid convex at each alpha asked
  * for) searches with the same vectors, so a sweep of alpha costs searches
- * only.  Keyword alone needs no model and loads none.
+ * only.  Keyword alone needs no model and loads none.  --rankings (with
+ * --json) adds each query's first chunk ids, for comparing two models'
+ * rankings (bench/).
  */
 #include "cli_store.h"
 
@@ -119,7 +121,7 @@ int cli_eval(int argc, char **argv)
     const char *model_path = model_default_path(), *modes = "all", *alphas = NULL;
     const char *file = NULL, *val;
     store_fusion fusion = STORE_DEFAULT_FUSION;
-    bool as_json = false, by_kind = false;
+    bool as_json = false, by_kind = false, rankings = false;
     long k = 5;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -145,6 +147,8 @@ int cli_eval(int argc, char **argv)
             as_json = true;
         } else if (strcmp(a, "--by-kind") == 0) {
             by_kind = true;
+        } else if (strcmp(a, "--rankings") == 0) {
+            rankings = true;
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "lode eval: unknown option %s\n", a);
             return 2;
@@ -202,7 +206,8 @@ int cli_eval(int argc, char **argv)
         free(texts);
         free(lens);
     }
-    eval_params params = {collection, model_id, vectors, m ? model_dim(m) : 0, (size_t)k};
+    eval_params params = {collection, model_id, vectors, m ? model_dim(m) : 0, (size_t)k,
+                          rankings && as_json};
     eval_acc *accs[EVAL_MAX_CONFIGS] = {0};
     for (size_t c = 0; !rc && c < n_configs; c++) {
         if (!(accs[c] = eval_acc_new(&set)))

@@ -21,6 +21,7 @@ struct eval_acc {
     eval_metrics *sums;         /* recall, mrr, ndcg, passage as sums */
     double *ms;                 /* per query, < 0 until searched */
     int *kind;                  /* per query */
+    json_t *rankings;           /* per query, when kept: [chunk ids] */
     size_t n_queries;
 };
 
@@ -229,6 +230,7 @@ void eval_acc_free(eval_acc *acc)
     free(acc->sums);
     free(acc->ms);
     free(acc->kind);
+    json_decref(acc->rankings);
     free(acc);
 }
 
@@ -454,6 +456,16 @@ int eval_run(store *s, const eval_set *set, size_t from, size_t to,
                 for (size_t i = 0; i < n && i < p->k && one.passage == 0; i++)
                     one.passage = contains_passage(res[i].text, q->passage);
             }
+            if (p->keep_rankings) {
+                json_t *ranked = json_array();
+                for (size_t i = 0; i < n && i < depth; i++)
+                    json_array_append_new(ranked, json_integer(res[i].chunk_id));
+                if (!acc->rankings)
+                    acc->rankings = json_array();
+                while (json_array_size(acc->rankings) < qi)
+                    json_array_append_new(acc->rankings, json_array());
+                json_array_append_new(acc->rankings, ranked);
+            }
             free(units);
             free(ids);
             free(credited);
@@ -556,6 +568,12 @@ json_t *eval_report_json(const eval_acc *acc, const eval_set *set,
             json_object_set_new(by, set->kinds[i], metrics_json(&m, k));
         }
         json_object_set_new(o, "by_kind", by);
+    }
+    if (acc->rankings) {
+        json_t *r = json_deep_copy(acc->rankings);
+        while (json_array_size(r) < acc->n_queries)
+            json_array_append_new(r, json_array());
+        json_object_set_new(o, "rankings", r);
     }
     return o;
 }

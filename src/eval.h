@@ -111,6 +111,8 @@ typedef struct eval_params {
     const float *vectors;
     int dimension;
     size_t k;
+    bool keep_rankings;         /* remember each query's first max(k, 10)
+                                   chunk ids, for eval_report_json */
 } eval_params;
 
 /* Search and judge queries [from, to) of set under cfg, into acc. */
@@ -126,7 +128,8 @@ void eval_metrics_of(const eval_acc *acc, int kind, eval_metrics *out);
 
 /* {"config", "mode", "fusion"?, "alpha"?, "recall@k", "mrr", "ndcg@10",
  *  "passage@k"?, "queries", "skipped", "search_ms": {"p50", "p99"}}, with
- * "by_kind": {KIND: {...}} when the set has kinds. */
+ * "by_kind": {KIND: {...}} when the set has kinds, and "rankings": [[chunk
+ * ids], ...] (one per query, [] when skipped) when they were kept. */
 json_t *eval_report_json(const eval_acc *acc, const eval_set *set,
                          const eval_config *cfg, size_t k);
 

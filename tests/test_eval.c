@@ -68,7 +68,7 @@ int main(void)
     /* every query's vector is e1: ranking A1, A2, B, C, D (ties: lower id);
      * documents A, B, C, D */
     float vectors[5][4] = {{1, 0, 0, 0}, {1, 0, 0, 0}, {1, 0, 0, 0}, {1, 0, 0, 0}, {1, 0, 0, 0}};
-    eval_params p = {"c", MODEL, &vectors[0][0], 4, 2};
+    eval_params p = {"c", MODEL, &vectors[0][0], 4, 2, false};
     eval_config vec = {STORE_MODE_VECTOR, 0, 0};
     eval_acc *acc = eval_acc_new(&set);
     /* in two slices, as the server runs it */
@@ -100,11 +100,23 @@ int main(void)
     json_decref(rep);
     eval_acc_free(acc);
 
+    /* the rankings kept: the first max(k, 10) chunk ids, [] when skipped */
+    p.keep_rankings = true;
+    acc = eval_acc_new(&set);
+    CHECK(eval_run(s, &set, 0, 5, &p, &vec, acc, &err) == 0, "run: %s", err.message);
+    rep = eval_report_json(acc, &set, &vec, 2);
+    json_t *rk = json_object_get(rep, "rankings");
+    CHECK(json_array_size(rk) == 5 && json_array_size(json_array_get(rk, 3)) == 0 &&
+          json_array_size(json_array_get(rk, 0)) == 5 &&
+          json_integer_value(json_array_get(json_array_get(rk, 0), 1)) == 2, "rankings");
+    json_decref(rep);
+    eval_acc_free(acc);
+
     /* keyword mode needs no vectors: "alpha" ranks A's chunks */
     eval_set one;
     const char kw[] = "{\"query\": \"banana alpha\", \"relevant\": [2]}";
     CHECK(eval_parse_jsonl(kw, sizeof kw - 1, &one, &err) == 0, "parse kw");
-    eval_params pk = {"c", NULL, NULL, 0, 1};
+    eval_params pk = {"c", NULL, NULL, 0, 1, false};
     eval_config kc = {STORE_MODE_KEYWORD, 0, 0};
     acc = eval_acc_new(&one);
     CHECK(eval_run(s, &one, 0, 1, &pk, &kc, acc, &err) == 0, "keyword run: %s", err.message);
