@@ -36,6 +36,7 @@ const http_route api_routes[] = {
     {"GET", "/v1/models", api_models, "/v1/models", 0, API_READ},
     {"POST", "/search", api_search, "/search", HTTP_JSON_BODY,
      API_READ | API_HEAVY},
+    {"POST", "/eval", api_eval, "/eval", HTTP_JSON_BODY, API_READ | API_HEAVY},
     {"GET", "/collections", api_collections_list, "/collections", 0,
      API_READ},
     {"POST", "/collections", api_collections_create, "/collections",

@@ -3,7 +3,8 @@
  *
  * Handlers live in api_status.c (health, model and memory status,
  * metrics, model load/unload), api_embed.c (/v1/embeddings, /v1/models)
- * api_store.c (search, collections, documents), webhook.c (form
+ * api_store.c (search, collections, documents), api_eval.c (retrieval
+ * quality of a collection), webhook.c (form
  * webhooks, stored through the documents path) and api_chat.c (RAG chat,
  * also as OpenAI's chat completions); server.c builds the
  * api struct from flags and environment and owns its lifetime.
@@ -171,6 +172,23 @@ bool api_parse_search_fields(http_request *req, api *a, json_t *body,
 /* A valid collection name, else 400 and false. */
 bool api_check_collection_name(http_request *req, const char *name);
 
+/* How a search or chat retrieves: "mode" (vector | keyword | hybrid),
+ * "fusion" (rrf | convex) and "alpha" (0..1, the vector side's weight in
+ * convex fusion), each defaulting to STORE_DEFAULT_*.  Answers 400 and
+ * returns false when one is bad. */
+typedef struct api_search_mode {
+    store_mode mode;
+    store_fusion fusion;
+    float alpha;
+} api_search_mode;
+bool api_parse_search_mode(http_request *req, json_t *body, api_search_mode *out);
+/* Set "mode" (and "fusion", "alpha" when they apply) on obj. */
+void api_search_mode_json(json_t *obj, const api_search_mode *m);
+/* Have the scheduler embed n texts for req (its state, holding job, set
+ * already): the request is suspended and resumed when job is done. */
+void api_embed_texts(http_request *req, api *a, sched_job *job, int n,
+                     const char *const *texts, const size_t *lens);
+
 /* ---- the documents write path (api_store.c), shared with webhook.c ----
  * A handler fills an api_docs_state (first member of its request state,
  * freed by api_docs_state_free), sets job.prepare = api_chunk_documents
@@ -231,6 +249,7 @@ void api_model_unload(http_request *req, void *app);
 void api_embeddings(http_request *req, void *app);
 void api_models(http_request *req, void *app);
 void api_search(http_request *req, void *app);
+void api_eval(http_request *req, void *app);        /* api_eval.c */
 void api_collections_list(http_request *req, void *app);
 void api_collections_create(http_request *req, void *app);
 void api_collections_delete(http_request *req, void *app);

@@ -447,7 +447,12 @@ static bool add_source(chat_run *r, const store_result *res)
     s->char_end = res->char_end;
     s->page_start = res->page_start;
     s->page_end = res->page_end;
-    s->score = res->score;
+    s->score = res->has_similarity ? res->similarity : res->score;
+    s->ranking.vector_rank = res->vector_rank;
+    s->ranking.keyword_rank = res->keyword_rank;
+    s->ranking.keyword_score = res->keyword_score;
+    s->ranking.has_similarity = res->has_similarity;
+    s->ranking.similarity = res->similarity;
     s->prompt_text = clean;
     s->prompt_len = clean_len;
     s->injected = injected;
@@ -479,6 +484,10 @@ static bool stage_retrieve(chat_run *r)
         .dimension = r->job.dim,
         .k = r->k,
         .where_json = r->where_json,
+        .mode = r->how.mode,
+        .text = r->query_ptr,
+        .fusion = r->how.fusion,
+        .alpha = r->how.alpha,
     };
     store_result *results = NULL;
     size_t n = 0;
@@ -498,10 +507,12 @@ static bool stage_retrieve(chat_run *r)
     r->src = calloc(n ? n : 1, sizeof *r->src);
     r->injected_dropped = json_array();
     bool ok = r->src && r->injected_dropped;
-    r->best_score = n ? results[0].score : 0;
+    /* Coverage is judged by similarity in every mode (each result has
+     * one: the query was embedded). */
+    r->best_score = n ? results[0].similarity : 0;
     for (size_t i = 0; ok && i < n; i++) {
-        if (results[i].score > r->best_score)
-            r->best_score = results[i].score;
+        if (results[i].similarity > r->best_score)
+            r->best_score = results[i].similarity;
         ok = add_source(r, &results[i]);
     }
     store_results_free(results, n);

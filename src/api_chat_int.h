@@ -44,7 +44,9 @@ typedef struct chat_src {
     size_t text_len;
     int64_t char_start, char_end;
     int page_start, page_end;       /* 0 when unknown */
-    float score;
+    float score;              /* similarity to the question (the fused
+                                 score when the search had no vector) */
+    store_result ranking;     /* only the retriever fields are set */
     char *prompt_text;        /* as the LLM sees it */
     size_t prompt_len;
     bool injected;
@@ -67,6 +69,7 @@ typedef struct chat_run {
     char *collection;
     char *where_json;
     size_t k;
+    api_search_mode how;      /* retrieval mode, fusion, alpha */
     int max_tokens;
     rag_turn *history;        /* owned contents */
     size_t n_history, history_capped;

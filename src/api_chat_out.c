@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "sbuf.h"
+#include "search_json.h"
 
 /* ---- JSON of the answer ----------------------------------------------------- */
 
@@ -50,7 +51,7 @@ static json_t *sources_json(const chat_run *r)
         }
         if (o)
             json_object_set_new(o, "snippet", snippet_json(s));
-        json_array_append_new(list, o);
+        json_array_append_new(list, search_json_add_ranking(o, &s->ranking));
     }
     return list;
 }
@@ -136,6 +137,12 @@ static json_t *details_json(const chat_run *r)
         (json_int_t)r->history_capped);
     if (o && r->llm_error[0])
         json_object_set_new(o, "llm_error", json_string(r->llm_error));
+    json_t *retrieval = json_object();
+    api_search_mode_json(retrieval, &r->how);
+    if (o)
+        json_object_set_new(o, "retrieval", retrieval);
+    else
+        json_decref(retrieval);
     return o;
 }
 

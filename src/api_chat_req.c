@@ -149,6 +149,8 @@ static bool common_fields(http_request *req, chat_run *r, json_t *fields)
         return false;
     }
     r->k = k;
+    if (!api_parse_search_mode(req, fields, &r->how))
+        return false;
     if (!r->collection)
         r->collection = strdup(coll);
     r->where_json = where ? strdup(where) : NULL;

@@ -24,6 +24,7 @@
 #include "chunk.h"
 #include "filter.h"
 #include "ingest.h"
+#include "search_json.h"
 
 #define API_NAME_MAX 128
 
@@ -168,6 +169,50 @@ bool api_check_collection_name(http_request *req, const char *name)
     return check_name(req, name);
 }
 
+bool api_parse_search_mode(http_request *req, json_t *body, api_search_mode *out)
+{
+    out->mode = STORE_DEFAULT_MODE;
+    out->fusion = STORE_DEFAULT_FUSION;
+    out->alpha = STORE_DEFAULT_ALPHA;
+    json_t *mode = json_object_get(body, "mode");
+    if (mode && !json_is_null(mode) &&
+        store_mode_parse(json_string_value(mode), &out->mode)) {
+        http_respond_error(req, 400, "invalid_request_error", "invalid_mode",
+                           "'mode' must be \"vector\", \"keyword\" or "
+                           "\"hybrid\"");
+        return false;
+    }
+    json_t *fusion = json_object_get(body, "fusion");
+    if (fusion && !json_is_null(fusion) &&
+        store_fusion_parse(json_string_value(fusion), &out->fusion)) {
+        http_respond_error(req, 400, "invalid_request_error", "invalid_fusion",
+                           "'fusion' must be \"rrf\" or \"convex\"");
+        return false;
+    }
+    json_t *alpha = json_object_get(body, "alpha");
+    if (alpha && !json_is_null(alpha)) {
+        double v = json_number_value(alpha);
+        if (!json_is_number(alpha) || !(v >= 0 && v <= 1)) {
+            http_respond_error(req, 400, "invalid_request_error",
+                               "invalid_alpha",
+                               "'alpha' must be a number from 0 to 1");
+            return false;
+        }
+        out->alpha = (float)v;
+    }
+    return true;
+}
+
+void api_search_mode_json(json_t *obj, const api_search_mode *m)
+{
+    json_object_set_new(obj, "mode", json_string(store_mode_name(m->mode)));
+    if (m->mode != STORE_MODE_HYBRID)
+        return;
+    json_object_set_new(obj, "fusion", json_string(store_fusion_name(m->fusion)));
+    if (m->fusion == STORE_FUSION_CONVEX)
+        json_object_set_new(obj, "alpha", json_real(m->alpha));
+}
+
 /* ---- POST /search -------------------------------------------------------- */
 
 typedef struct search_state {
@@ -179,6 +224,7 @@ typedef struct search_state {
     size_t k;
     bool use_min_score;
     float min_score;
+    api_search_mode how;
 } search_state;
 
 /* page_start/page_end on a result or chunk object, when known. */
@@ -193,26 +239,31 @@ static json_t *with_pages(json_t *o, int page_start, int page_end)
 
 static json_t *result_json(const store_result *r)
 {
-    return with_pages(json_pack("{s:f,s:s,s:I,s:s?,s:s?,s:s?,s:s?,s:I,s:i,s:I,s:I}",
-                     "score", (double)r->score, "text", r->text,
-                     "document_id", (json_int_t)r->document_id, "id",
-                     r->external_id, "source", r->source, "title", r->title,
-                     "heading", r->heading, "chunk_id",
-                     (json_int_t)r->chunk_id, "ordinal", r->ordinal,
-                     "char_start", (json_int_t)r->char_start, "char_end",
-                     (json_int_t)r->char_end), r->page_start, r->page_end);
+    return with_pages(search_json_add_ranking(
+        json_pack("{s:f,s:s,s:I,s:s?,s:s?,s:s?,s:s?,s:I,s:i,s:I,s:I}",
+                  "score", (double)r->score, "text", r->text, "document_id",
+                  (json_int_t)r->document_id, "id", r->external_id, "source",
+                  r->source, "title", r->title, "heading", r->heading,
+                  "chunk_id", (json_int_t)r->chunk_id, "ordinal", r->ordinal,
+                  "char_start", (json_int_t)r->char_start, "char_end",
+                  (json_int_t)r->char_end),
+        r), r->page_start, r->page_end);
 }
 
+/* Resumed with the query vector, or called at once in keyword mode (no
+ * vector: the query is not embedded). */
 static void search_answer(http_request *req, api *a, search_state *st)
 {
     if (st->job.rc) {
         api_respond_lode_error(req, a, &st->job.err);
         return;
     }
-    sched_status ss;
-    sched_get_status(a->sched, &ss);
-    char mid[300];
-    model_id(&st->job, ss.type, mid, sizeof mid);
+    char mid[300] = "";
+    if (st->job.vectors) {
+        sched_status ss;
+        sched_get_status(a->sched, &ss);
+        model_id(&st->job, ss.type, mid, sizeof mid);
+    }
     store_query q = {
         .collection = st->collection,
         .model_id = mid,
@@ -222,6 +273,10 @@ static void search_answer(http_request *req, api *a, search_state *st)
         .where_json = st->where_json,
         .use_min_score = st->use_min_score,
         .min_score = st->min_score,
+        .mode = st->how.mode,
+        .text = st->query,
+        .fusion = st->how.fusion,
+        .alpha = st->how.alpha,
     };
     store_result *results = NULL;
     size_t n = 0;
@@ -239,11 +294,12 @@ static void search_answer(http_request *req, api *a, search_state *st)
     for (size_t i = 0; i < n; i++)
         json_array_append_new(list, result_json(&results[i]));
     store_results_free(results, n);
-    http_respond_json(req, 200, json_pack("{s:s,s:s,s:o,s:i,s:f}", "query",
-                                          st->query, "collection",
-                                          st->collection, "results", list,
-                                          "count", (int)n, "took_ms",
-                                          http_elapsed(req) * 1000.0));
+    json_t *out = json_pack("{s:s,s:s,s:o,s:i,s:f}", "query", st->query,
+                            "collection", st->collection, "results", list,
+                            "count", (int)n, "took_ms",
+                            http_elapsed(req) * 1000.0);
+    api_search_mode_json(out, &st->how);
+    http_respond_json(req, 200, out);
 }
 
 void api_search(http_request *req, void *app)
@@ -286,18 +342,30 @@ void api_search(http_request *req, void *app)
         st->use_min_score = true;
         st->min_score = (float)json_number_value(min);
     }
+    if (!api_parse_search_mode(req, body, &st->how))
+        return;
+    if (st->how.mode == STORE_MODE_KEYWORD) {
+        search_answer(req, a, st);
+        return;
+    }
     if (!store_ready(req, a))
         return;
-    st->job.n = 1;
-    st->job.texts = &st->query;
-    st->job.lens = &st->query_len;
-    st->job.max_tokens = a->cfg.max_tokens;
-    st->job.deadline_ms = sched_now_ms() + a->cfg.load_wait_ms;
-    st->job.done = on_job_done;
-    st->job.ctx = req;
     http_set_state(req, st, free_job_vectors);
+    api_embed_texts(req, a, &st->job, 1, &st->query, &st->query_len);
+}
+
+void api_embed_texts(http_request *req, api *a, sched_job *job, int n,
+                     const char *const *texts, const size_t *lens)
+{
+    job->n = n;
+    job->texts = texts;
+    job->lens = lens;
+    job->max_tokens = a->cfg.max_tokens;
+    job->deadline_ms = sched_now_ms() + a->cfg.load_wait_ms;
+    job->done = on_job_done;
+    job->ctx = req;
     http_suspend(req);
-    sched_submit(a->sched, &st->job);
+    sched_submit(a->sched, job);
 }
 
 /* ---- collections ------------------------------------------------------- */

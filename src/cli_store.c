@@ -22,6 +22,7 @@
 #include "ingest.h"
 #include "model.h"
 #include "pool.h"
+#include "search_json.h"
 #include "store.h"
 #include "watch.h"
 
@@ -36,8 +37,14 @@ const char cli_store_usage[] =
     "keeps\n"
     "                                        them indexed as they change\n"
     "  search [--db FILE] [--collection NAME] [-k N] [--where JSON]\n"
-    "         [--min-score X] [-m MODEL] QUERY  print the best chunks as "
-    "JSON\n"
+    "         [--min-score X] [--mode vector|keyword|hybrid]\n"
+    "         [--fusion rrf|convex] [--alpha A] [-m MODEL] QUERY\n"
+    "                                        print the best chunks as JSON\n"
+    "  eval [--db FILE] [--collection NAME] [-k N] [--json [--rankings]]\n"
+    "       [--by-kind]\n"
+    "       [--mode vector|keyword|hybrid|all] [--fusion rrf|convex]\n"
+    "       [--alpha A,B...] [-m MODEL] QUERIES.jsonl\n"
+    "                                        recall@k, MRR, nDCG@10 per mode\n"
     "  collections [--db FILE]               list collections as JSON\n"
     "  delete [--db FILE] [--collection NAME] (--id DOC | --where JSON | "
     "--all)\n"
@@ -81,7 +88,7 @@ static int common_opt(int argc, char **argv, int *i, common_opts *c)
     return 1;
 }
 
-static int parse_int(const char *s, long lo, long hi, long *out)
+int cli_parse_int(const char *s, long lo, long hi, long *out)
 {
     char *end;
     errno = 0;
@@ -94,7 +101,7 @@ static int parse_int(const char *s, long lo, long hi, long *out)
 
 /* Value of the option at argv[*i] (advancing), or NULL after printing a
  * usage error. */
-static const char *value(int argc, char **argv, int *i)
+const char *cli_value(int argc, char **argv, int *i)
 {
     if (*i + 1 >= argc) {
         fprintf(stderr, "lode %s: %s needs a value\n", argv[0], argv[*i]);
@@ -119,8 +126,8 @@ static void make_parent_dir(const char *path)
 }
 
 /* Open the database; only ingest (create) may create it. */
-static int open_store(const char *path, bool read_only, bool create,
-                      store **s, lode_error *err)
+int cli_open_store(const char *path, bool read_only, bool create, store **s,
+                   lode_error *err)
 {
     store_options so = {.read_only = read_only};
     if (!create && access(path, F_OK) != 0)
@@ -128,14 +135,21 @@ static int open_store(const char *path, bool read_only, bool create,
                               "database %s does not exist (create it with "
                               "`lode ingest --db %s PATH`)", path, path);
     int rc = store_open(path, &so, s, err);
+    /* Read-only, a file of an older lode stays as it was; upgrade it (the
+     * keyword index) when we may write it, so search has every mode. */
+    if (!rc && read_only && store_is_outdated(*s) && access(path, W_OK) == 0) {
+        store_close(*s);
+        so.read_only = false;
+        rc = store_open(path, &so, s, err);
+    }
     if (rc)
         lode_error_prefix(err, "opening %s", path);
     return rc;
 }
 
 /* Load a model and give it a pool of `threads` (0: the CPUs available). */
-static int load_model(const char *path, int threads, model **m, pool **p,
-                      lode_error *err)
+int cli_load_model(const char *path, int threads, model **m, pool **p,
+                   lode_error *err)
 {
     *p = NULL;
     int rc = model_load(path, m, err);
@@ -322,27 +336,27 @@ int cli_ingest(int argc, char **argv)
             if (r < 0)
                 goto need_value;
         } else if (strcmp(a, "-m") == 0 || strcmp(a, "--model") == 0) {
-            if (!(model_path = value(argc, argv, &i)))
+            if (!(model_path = cli_value(argc, argv, &i)))
                 goto usage;
         } else if (strcmp(a, "-t") == 0 || strcmp(a, "--threads") == 0) {
-            if (!(val = value(argc, argv, &i)))
+            if (!(val = cli_value(argc, argv, &i)))
                 goto usage;
-            if (parse_int(val, 1, 1024, &threads)) {
+            if (cli_parse_int(val, 1, 1024, &threads)) {
                 usage_error(argv[0], "-t needs a thread count (1..1024)");
                 goto usage;
             }
         } else if (strcmp(a, "--chunk-tokens") == 0) {
-            if (!(val = value(argc, argv, &i)))
+            if (!(val = cli_value(argc, argv, &i)))
                 goto usage;
-            if (parse_int(val, 1, 1 << 20, &v)) {
+            if (cli_parse_int(val, 1, 1 << 20, &v)) {
                 usage_error(argv[0], "--chunk-tokens needs a positive number");
                 goto usage;
             }
             o.chunk_tokens = (int)v;
         } else if (strcmp(a, "--overlap") == 0) {
-            if (!(val = value(argc, argv, &i)))
+            if (!(val = cli_value(argc, argv, &i)))
                 goto usage;
-            if (parse_int(val, 0, 1 << 20, &v)) {
+            if (cli_parse_int(val, 0, 1 << 20, &v)) {
                 usage_error(argv[0], "--overlap needs a number >= 0");
                 goto usage;
             }
@@ -354,9 +368,9 @@ int cli_ingest(int argc, char **argv)
                 watch.rescan_ms = 0;
         } else if (strcmp(a, "--rescan") == 0 ||
                    strcmp(a, "--debounce-ms") == 0) {
-            if (!(val = value(argc, argv, &i)))
+            if (!(val = cli_value(argc, argv, &i)))
                 goto usage;
-            if (parse_int(val, 1, 86400000, &v)) {
+            if (cli_parse_int(val, 1, 86400000, &v)) {
                 usage_error(argv[0], "--rescan and --debounce-ms need a "
                                      "positive number");
                 goto usage;
@@ -366,16 +380,16 @@ int cli_ingest(int argc, char **argv)
             else
                 watch.debounce_ms = (int)v;
         } else if (strcmp(a, "--text-field") == 0) {
-            if (!(o.extract.text_field = value(argc, argv, &i)))
+            if (!(o.extract.text_field = cli_value(argc, argv, &i)))
                 goto usage;
         } else if (strcmp(a, "--id-field") == 0) {
-            if (!(o.extract.id_field = value(argc, argv, &i)))
+            if (!(o.extract.id_field = cli_value(argc, argv, &i)))
                 goto usage;
         } else if (strcmp(a, "--title-field") == 0) {
-            if (!(o.extract.title_field = value(argc, argv, &i)))
+            if (!(o.extract.title_field = cli_value(argc, argv, &i)))
                 goto usage;
         } else if (strcmp(a, "--meta-fields") == 0) {
-            if (!(meta_fields = (char *)value(argc, argv, &i)))
+            if (!(meta_fields = (char *)cli_value(argc, argv, &i)))
                 goto usage;
         } else if (strcmp(a, "--") == 0) {
             for (i++; i < argc; i++)
@@ -404,10 +418,10 @@ int cli_ingest(int argc, char **argv)
     model *m = NULL;
     pool *p = NULL;
     store *s = NULL;
-    int rc = load_model(model_path, (int)threads, &m, &p, &err);
+    int rc = cli_load_model(model_path, (int)threads, &m, &p, &err);
     if (!rc) {
         make_parent_dir(c.db);
-        rc = open_store(c.db, false, true, &s, &err);
+        rc = cli_open_store(c.db, false, true, &s, &err);
     }
     ingest_stats st = {0};
     progress_ui ui = {.tty = isatty(2)};
@@ -452,7 +466,9 @@ int cli_search(int argc, char **argv)
     const char *model_path = model_default_path(), *where = NULL, *val;
     long k = 5;
     bool use_min = false;
-    double min_score = 0;
+    double min_score = 0, alpha = STORE_DEFAULT_ALPHA;
+    store_mode mode = STORE_DEFAULT_MODE;
+    store_fusion fusion = STORE_DEFAULT_FUSION;
     char *query = NULL;
     size_t qlen = 0;
     int r;
@@ -465,20 +481,20 @@ int cli_search(int argc, char **argv)
                                             "value");
             }
         } else if (strcmp(a, "-m") == 0 || strcmp(a, "--model") == 0) {
-            if (!(model_path = value(argc, argv, &i)))
+            if (!(model_path = cli_value(argc, argv, &i)))
                 goto usage;
         } else if (strcmp(a, "-k") == 0) {
-            if (!(val = value(argc, argv, &i)))
+            if (!(val = cli_value(argc, argv, &i)))
                 goto usage;
-            if (parse_int(val, 1, 100000, &k)) {
+            if (cli_parse_int(val, 1, 100000, &k)) {
                 usage_error(argv[0], "-k needs a number of results (1..100000)");
                 goto usage;
             }
         } else if (strcmp(a, "--where") == 0) {
-            if (!(where = value(argc, argv, &i)))
+            if (!(where = cli_value(argc, argv, &i)))
                 goto usage;
         } else if (strcmp(a, "--min-score") == 0) {
-            if (!(val = value(argc, argv, &i)))
+            if (!(val = cli_value(argc, argv, &i)))
                 goto usage;
             char *end;
             min_score = strtod(val, &end);
@@ -487,6 +503,29 @@ int cli_search(int argc, char **argv)
                 goto usage;
             }
             use_min = true;
+        } else if (strcmp(a, "--mode") == 0) {
+            if (!(val = cli_value(argc, argv, &i)))
+                goto usage;
+            if (store_mode_parse(val, &mode)) {
+                usage_error(argv[0], "--mode is vector, keyword or hybrid");
+                goto usage;
+            }
+        } else if (strcmp(a, "--fusion") == 0) {
+            if (!(val = cli_value(argc, argv, &i)))
+                goto usage;
+            if (store_fusion_parse(val, &fusion)) {
+                usage_error(argv[0], "--fusion is rrf or convex");
+                goto usage;
+            }
+        } else if (strcmp(a, "--alpha") == 0) {
+            if (!(val = cli_value(argc, argv, &i)))
+                goto usage;
+            char *end;
+            alpha = strtod(val, &end);
+            if (end == val || *end || !(alpha >= 0 && alpha <= 1)) {
+                usage_error(argv[0], "--alpha needs a number from 0 to 1");
+                goto usage;
+            }
         } else if (a[0] == '-' && a[1] && !(a[1] >= '0' && a[1] <= '9')) {
             fprintf(stderr, "lode search: unknown option %s\n", a);
             goto usage;
@@ -518,12 +557,14 @@ int cli_search(int argc, char **argv)
     float *vec = NULL;
     store_result *res = NULL;
     size_t n_res = 0;
-    int rc = open_store(c.db, true, false, &s, &err);
-    if (!rc)
-        rc = load_model(model_path, 0, &m, &p, &err);
-    if (!rc && !(vec = malloc((size_t)model_dim(m) * sizeof *vec)))
+    int rc = cli_open_store(c.db, true, false, &s, &err);
+    /* Keyword search needs no model: the query is not embedded. */
+    bool embed = mode != STORE_MODE_KEYWORD;
+    if (!rc && embed)
+        rc = cli_load_model(model_path, 0, &m, &p, &err);
+    if (!rc && embed && !(vec = malloc((size_t)model_dim(m) * sizeof *vec)))
         rc = lode_error_set(&err, LODE_ENOMEM, "out of memory");
-    if (!rc) {
+    if (!rc && embed) {
         const char *texts[1] = {query};
         size_t lens[1] = {qlen};
         rc = model_embed(m, 1, texts, lens, vec, NULL, &err);
@@ -531,17 +572,22 @@ int cli_search(int argc, char **argv)
             lode_error_prefix(&err, "embedding the query");
     }
     if (!rc) {
-        char model_id[256];
-        ingest_model_id(m, model_id, sizeof model_id);
+        char model_id[256] = "";
+        if (m)
+            ingest_model_id(m, model_id, sizeof model_id);
         store_query q = {
             .collection = c.collection,
             .model_id = model_id,
             .vector = vec,
-            .dimension = model_dim(m),
+            .dimension = m ? model_dim(m) : 0,
             .k = (size_t)k,
             .where_json = where,
             .use_min_score = use_min,
             .min_score = (float)min_score,
+            .mode = mode,
+            .text = query,
+            .fusion = fusion,
+            .alpha = (float)alpha,
         };
         rc = store_search(s, &q, &res, &n_res, &err);
     }
@@ -549,6 +595,11 @@ int cli_search(int argc, char **argv)
         json_t *out = json_object(), *arr = json_array();
         json_object_set_new(out, "query", json_string(query));
         json_object_set_new(out, "collection", json_string(c.collection));
+        json_object_set_new(out, "mode", json_string(store_mode_name(mode)));
+        if (mode == STORE_MODE_HYBRID)
+            json_object_set_new(out, "fusion", json_string(store_fusion_name(fusion)));
+        if (mode == STORE_MODE_HYBRID && fusion == STORE_FUSION_CONVEX)
+            json_object_set_new(out, "alpha", json_real(alpha));
         for (size_t i = 0; i < n_res; i++) {
             const store_result *x = &res[i];
             json_t *o = json_object();
@@ -567,7 +618,7 @@ int cli_search(int argc, char **argv)
                 json_object_set_new(o, "page_start", json_integer(x->page_start));
                 json_object_set_new(o, "page_end", json_integer(x->page_end));
             }
-            json_array_append_new(arr, o);
+            json_array_append_new(arr, search_json_add_ranking(o, x));
         }
         json_object_set_new(out, "results", arr);
         if (json_dumpf(out, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(7)) ||
@@ -626,7 +677,7 @@ int cli_collections(int argc, char **argv)
     store *s = NULL;
     store_collection_info *infos = NULL;
     size_t n = 0;
-    int rc = open_store(c.db, true, false, &s, &err);
+    int rc = cli_open_store(c.db, true, false, &s, &err);
     if (!rc)
         rc = store_list_collections(s, &infos, &n, &err);
     if (!rc) {
@@ -662,11 +713,11 @@ int cli_delete(int argc, char **argv)
                 return usage_error(argv[0], "--db and --collection need a "
                                             "value");
         } else if (strcmp(a, "--id") == 0) {
-            if (!(id_text = value(argc, argv, &i)))
+            if (!(id_text = cli_value(argc, argv, &i)))
                 return 2;
             modes++;
         } else if (strcmp(a, "--where") == 0) {
-            if (!(where = value(argc, argv, &i)))
+            if (!(where = cli_value(argc, argv, &i)))
                 return 2;
             modes++;
         } else if (strcmp(a, "--all") == 0) {
@@ -681,13 +732,13 @@ int cli_delete(int argc, char **argv)
         return usage_error(argv[0], "give exactly one of --id DOC, --where "
                                     "JSON, --all");
     long doc_id = 0;
-    if (id_text && parse_int(id_text, 1, 0x7fffffffL, &doc_id))
+    if (id_text && cli_parse_int(id_text, 1, 0x7fffffffL, &doc_id))
         return usage_error(argv[0], "--id needs a document id (a number, as "
                                     "`lode search` prints)");
     lode_error err = {0};
     store *s = NULL;
     int64_t deleted = 0;
-    int rc = open_store(c.db, false, false, &s, &err);
+    int rc = cli_open_store(c.db, false, false, &s, &err);
     if (!rc && all) {
         store_stats st;
         rc = store_get_stats(s, c.collection, &st, &err);
@@ -726,7 +777,7 @@ int cli_stats(int argc, char **argv)
     lode_error err = {0};
     store *s = NULL;
     store_stats st;
-    int rc = open_store(c.db, true, false, &s, &err);
+    int rc = cli_open_store(c.db, true, false, &s, &err);
     if (!rc)
         rc = store_get_stats(s, c.collection, &st, &err);
     if (!rc) {
@@ -754,7 +805,7 @@ int cli_vacuum(int argc, char **argv)
     lode_error err = {0};
     store *s = NULL;
     store_stats before, after;
-    int rc = open_store(c.db, false, false, &s, &err);
+    int rc = cli_open_store(c.db, false, false, &s, &err);
     if (!rc)
         rc = store_get_stats(s, NULL, &before, &err);
     if (!rc)

@@ -342,6 +342,8 @@ int main(int argc, char **argv)
         return cli_ingest(argc - 1, argv + 1);
     if (strcmp(cmd, "search") == 0)
         return cli_search(argc - 1, argv + 1);
+    if (strcmp(cmd, "eval") == 0)
+        return cli_eval(argc - 1, argv + 1);
     if (strcmp(cmd, "collections") == 0)
         return cli_collections(argc - 1, argv + 1);
     if (strcmp(cmd, "delete") == 0)

@@ -4,9 +4,11 @@
  *
  * The store is split by what a call does to the file: store.c opens it and
  * keeps the in-memory collections in step with it; store_write.c holds
- * every write (collections, documents, vacuum); store_read.c every read
- * (search, documents, listings, stats); store_filter.c evaluates "where"
- * filters for search and for delete-by-filter.
+ * every write (collections, documents, vacuum); store_search.c search in
+ * its three modes, with store_keyword.c for the keyword index;
+ * store_read.c every other read (documents, listings, stats);
+ * store_filter.c evaluates "where" filters for search and for
+ * delete-by-filter.
  *
  * Two copies of every vector: the durable one, a little-endian float32 BLOB
  * in the `vectors` table, and the working one in a vecset (one contiguous
@@ -35,6 +37,29 @@
  *           document_id, vector BLOB = dimension float32 little-endian);
  *          collection and document ids are copied here so loading needs
  *          no join.
+ * Version 2 adds the keyword index:
+ *   chunks_fts    FTS5 over (text, title, heading, collection), rowid = the
+ *                 chunk id, tokenizer unicode61 with diacritics folded
+ *                 (remove_diacritics 2), so "cafe" finds "café";
+ *   chunks_fts_content  the view it indexes: each chunk's text and heading
+ *                 with its document's title and collection id.
+ * It is an external-content table over that view, kept by triggers on
+ * chunks and documents.  External content, because a second copy of
+ * every chunk's text (a plain FTS5 table) would double the text on disk
+ * for nothing, and a contentless table cannot delete rows on the SQLite
+ * of Debian 12 (3.40; contentless_delete came in 3.43).  Triggers,
+ * because then every statement that changes a chunk or a title updates
+ * the index in its own transaction, whichever code path runs it
+ * (document upsert, delete by filter, the cascade of a collection
+ * delete): the index cannot disagree with the chunks, even after a
+ * crash.  An external-content delete must be given the values that were
+ * indexed, hence the BEFORE triggers, and the delete of a document
+ * removes its chunks' entries itself: by the time its cascade deletes
+ * the chunks, the document row (their title) is gone, so the chunk
+ * trigger finds nothing.  The collection id is indexed as a token of its
+ * own column, so a search restricted to one collection is one FTS5 AND
+ * (queries name the other columns explicitly, and give it weight 0).
+ * The migration fills the index from the chunks already stored.
  * Timestamps are unix seconds.  All tables have INTEGER PRIMARY KEYs, so
  * VACUUM keeps chunk ids (which the in-memory arrays refer to) stable.
  * Later migrations (each one entry of migrations[], applied in order):
@@ -99,7 +124,62 @@ static const char *const migrations[] = {
     "  vector BLOB NOT NULL);"
     "CREATE INDEX vectors_by_collection ON vectors(collection_id);"
     "PRAGMA application_id = 1819239525;", /* LODE_APPLICATION_ID */
-    /* pages: the 1-based pages of a paged source (PDF) a chunk spans,
+
+    /* 2: the keyword index (see version 2 above), filled from the
+     * chunks already stored */
+    "CREATE VIEW chunks_fts_content AS"
+    "  SELECT c.id AS id, c.text AS text, d.title AS title, c.heading AS heading,"
+    "         d.collection_id AS collection"
+    "  FROM chunks c JOIN documents d ON d.id = c.document_id;"
+    "CREATE VIRTUAL TABLE chunks_fts USING fts5(text, title, heading, collection,"
+    "  content = 'chunks_fts_content', content_rowid = 'id',"
+    "  tokenize = 'unicode61 remove_diacritics 2');"
+    "CREATE TRIGGER chunks_fts_insert AFTER INSERT ON chunks BEGIN"
+    "  INSERT INTO chunks_fts (rowid, text, title, heading, collection)"
+    "    SELECT new.id, new.text, d.title, new.heading, d.collection_id"
+    "    FROM documents d WHERE d.id = new.document_id;"
+    "END;"
+    /* Finds nothing when the chunk goes with its document (the document
+     * row is gone by then); documents_fts_delete removed it already. */
+    "CREATE TRIGGER chunks_fts_delete BEFORE DELETE ON chunks BEGIN"
+    "  INSERT INTO chunks_fts (chunks_fts, rowid, text, title, heading, collection)"
+    "    SELECT 'delete', old.id, old.text, d.title, old.heading, d.collection_id"
+    "    FROM documents d WHERE d.id = old.document_id;"
+    "END;"
+    "CREATE TRIGGER chunks_fts_update_old BEFORE UPDATE OF text, heading, document_id"
+    "  ON chunks BEGIN"
+    "  INSERT INTO chunks_fts (chunks_fts, rowid, text, title, heading, collection)"
+    "    SELECT 'delete', old.id, old.text, d.title, old.heading, d.collection_id"
+    "    FROM documents d WHERE d.id = old.document_id;"
+    "END;"
+    "CREATE TRIGGER chunks_fts_update_new AFTER UPDATE OF text, heading, document_id"
+    "  ON chunks BEGIN"
+    "  INSERT INTO chunks_fts (rowid, text, title, heading, collection)"
+    "    SELECT new.id, new.text, d.title, new.heading, d.collection_id"
+    "    FROM documents d WHERE d.id = new.document_id;"
+    "END;"
+    "CREATE TRIGGER documents_fts_delete BEFORE DELETE ON documents BEGIN"
+    "  INSERT INTO chunks_fts (chunks_fts, rowid, text, title, heading, collection)"
+    "    SELECT 'delete', c.id, c.text, old.title, c.heading, old.collection_id"
+    "    FROM chunks c WHERE c.document_id = old.id;"
+    "END;"
+    "CREATE TRIGGER documents_fts_update_old BEFORE UPDATE OF title, collection_id"
+    "  ON documents WHEN old.title IS NOT new.title"
+    "  OR old.collection_id IS NOT new.collection_id BEGIN"
+    "  INSERT INTO chunks_fts (chunks_fts, rowid, text, title, heading, collection)"
+    "    SELECT 'delete', c.id, c.text, old.title, c.heading, old.collection_id"
+    "    FROM chunks c WHERE c.document_id = old.id;"
+    "END;"
+    "CREATE TRIGGER documents_fts_update_new AFTER UPDATE OF title, collection_id"
+    "  ON documents WHEN old.title IS NOT new.title"
+    "  OR old.collection_id IS NOT new.collection_id BEGIN"
+    "  INSERT INTO chunks_fts (rowid, text, title, heading, collection)"
+    "    SELECT c.id, c.text, new.title, c.heading, new.collection_id"
+    "    FROM chunks c WHERE c.document_id = new.id;"
+    "END;"
+    "INSERT INTO chunks_fts (chunks_fts) VALUES ('rebuild');",
+
+    /* 3, pages: the 1-based pages of a paged source (PDF) a chunk spans,
      * NULL when the format has no pages (or for chunks stored before). */
     "ALTER TABLE chunks ADD COLUMN page_start INTEGER;"
     "ALTER TABLE chunks ADD COLUMN page_end INTEGER;",
@@ -635,10 +715,10 @@ static int check_schema(store *s, lode_error *err)
     if (version == 0 && tables > 0)
         return lode_error_set(err, LODE_EFORMAT, "%s is an SQLite database but "
                               "not a lode store (it has tables of its own)", s->path);
-    if (version < SCHEMA_VERSION && s->read_only && version > 0)
-        return lode_error_set(err, LODE_EIO, "%s uses schema version %lld and "
-                              "must be upgraded to %d, but it is read-only",
-                              s->path, (long long)version, SCHEMA_VERSION);
+    /* An older schema opened read-only stays as it is: what it has can be
+     * read, what it lacks (the keyword index of version 2) is refused by
+     * the call that needs it (store_is_outdated). */
+    s->schema_version = (int)version;
     return 0;
 }
 
@@ -731,6 +811,7 @@ int store_open(const char *path, const store_options *opts, store **out,
         if (query_int(s, "PRAGMA user_version", 0) < SCHEMA_VERSION &&
             (rc = migrate(s, err)))
             goto fail;
+        s->schema_version = SCHEMA_VERSION;
     }
     if ((rc = load_all(s, err)))
         goto fail;
@@ -756,6 +837,22 @@ void store_close(store *s)
 bool store_is_read_only(const store *s)
 {
     return s->read_only;
+}
+
+bool store_is_outdated(const store *s)
+{
+    /* 0: a new file opened read-only has no schema at all */
+    return s->schema_version > 0 && s->schema_version < SCHEMA_VERSION;
+}
+
+int store__need_keyword_index(store *s, lode_error *err)
+{
+    if (!store_is_outdated(s))
+        return 0;
+    return lode_error_set(err, LODE_EINVAL, "%s was written by an older lode "
+                          "(schema version %d) and has no keyword index yet; "
+                          "open it once for writing (lode ingest, lode serve) "
+                          "to add it", s->path, s->schema_version);
 }
 
 void store_debug_fail_write(store *s, int nth)

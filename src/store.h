@@ -65,12 +65,17 @@ typedef struct store_options {
  * opts may be NULL.  A file that is not SQLite, is truncated, or was
  * written by a newer schema is refused with LODE_EFORMAT.  A file or
  * directory without write permission opens read-only; writes then fail
- * with LODE_EIO.  On error *out is NULL. */
+ * with LODE_EIO.  A writable file of an older schema is upgraded in place
+ * (one transaction per version step).  On error *out is NULL. */
 int store_open(const char *path, const store_options *opts, store **out,
                lode_error *err);
 void store_close(store *s);
 /* True when writes are impossible (read-only option or permissions). */
 bool store_is_read_only(const store *s);
+/* True when the file was written by an older lode and was opened
+ * read-only, so it was not upgraded: vector search works, keyword and
+ * hybrid search are refused until it is opened once for writing. */
+bool store_is_outdated(const store *s);
 
 /* ---- collections ------------------------------------------------------ */
 
@@ -197,19 +202,67 @@ int store_get_stats(store *s, const char *collection, store_stats *out,
 
 /* ---- search ----------------------------------------------------------- */
 
+/* How a search finds its chunks:
+ *   vector   the k chunks whose vectors are nearest the query vector
+ *            (the mode of a zeroed store_query);
+ *   keyword  the k best chunks by BM25 over the keyword index (text,
+ *            title and heading; see keyword.h for how the text becomes a
+ *            query: phrases and identifiers rank first);
+ *   hybrid   both retrievers' candidates fused into one ranking:
+ *            reciprocal-rank fusion, or a convex combination of their
+ *            normalised scores weighted by alpha (fusion.h). */
+typedef enum store_mode {
+    STORE_MODE_VECTOR = 0,
+    STORE_MODE_KEYWORD = 1,
+    STORE_MODE_HYBRID = 2,
+} store_mode;
+
+typedef enum store_fusion {
+    STORE_FUSION_RRF = 0,
+    STORE_FUSION_CONVEX = 1,
+} store_fusion;
+
+/* What lode's search commands and API use when the caller does not say;
+ * chosen by the measurements in README.md ("Retrieval quality"). */
+#define STORE_DEFAULT_MODE STORE_MODE_HYBRID
+#define STORE_DEFAULT_FUSION STORE_FUSION_RRF
+#define STORE_DEFAULT_ALPHA 0.5f
+/* Candidates a hybrid search takes from each retriever (at least k). */
+#define STORE_HYBRID_CANDIDATES 50
+
+/* "vector", "keyword", "hybrid"; "rrf", "convex".  The parsers return 0,
+ * or LODE_EINVAL for another name. */
+const char *store_mode_name(store_mode m);
+int store_mode_parse(const char *name, store_mode *out);
+const char *store_fusion_name(store_fusion f);
+int store_fusion_parse(const char *name, store_fusion *out);
+
 typedef struct store_query {
     const char *collection;
     const char *model_id;       /* must match the collection's model */
-    const float *vector;
+    const float *vector;        /* may be NULL in keyword mode */
     int dimension;              /* must match the collection's */
     size_t k;                   /* number of results wanted */
     const char *where_json;     /* Chroma filter, NULL or "" for none */
     bool use_min_score;
-    float min_score;            /* drop results scoring below it */
+    float min_score;            /* leave out chunks whose similarity (or,
+                                   in keyword mode without a vector, whose
+                                   score) is below it */
+    store_mode mode;
+    const char *text;           /* the query's text: keyword and hybrid */
+    store_fusion fusion;        /* hybrid only */
+    float alpha;                /* convex fusion: the vector side's weight,
+                                   0..1 (1 = vector alone) */
+    size_t candidates;          /* hybrid: taken from each retriever; 0:
+                                   max(k, STORE_HYBRID_CANDIDATES) */
 } store_query;
 
 typedef struct store_result {
-    float score;                /* higher is better, see above */
+    float score;                /* higher is better: the similarity in
+                                   vector mode (see above); in keyword mode
+                                   BM25, raised for the chunks that match
+                                   every phrase and identifier (they come
+                                   first); the fused score in hybrid mode */
     int64_t chunk_id, document_id;
     int ordinal;
     int64_t char_start, char_end;
@@ -217,10 +270,18 @@ typedef struct store_result {
     char *heading;              /* NULL when none */
     char *source, *title, *external_id; /* NULL when none */
     int page_start, page_end;   /* 0 when unknown */
+    /* Which retriever found it: its rank (from 1) among that retriever's
+     * candidates, 0 when it was not one of them, and its score there. */
+    int vector_rank, keyword_rank;
+    float keyword_score;        /* BM25 (higher is better), when ranked */
+    bool has_similarity;        /* the query had a vector: */
+    float similarity;           /* the chunk's vector score (the score of
+                                   vector mode), ranked by vector or not */
 } store_result;
 
-/* The k best chunks, best first (fewer when fewer match).  Free with
- * store_results_free(). */
+/* The k best chunks, best first (fewer only when fewer chunks pass the
+ * filter, or in keyword mode match the text, or min_score drops them).
+ * Free with store_results_free(). */
 int store_search(store *s, const store_query *q, store_result **results,
                  size_t *n, lode_error *err);
 void store_results_free(store_result *results, size_t n);

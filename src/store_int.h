@@ -18,6 +18,7 @@
 #include <sqlite3.h>
 
 #include "filter.h"
+#include "keyword.h"
 #include "store.h"
 #include "vecset.h"
 
@@ -46,6 +47,7 @@ struct store {
     coll **colls;
     size_t n_colls;
     int64_t data_version;       /* PRAGMA data_version when last loaded */
+    int schema_version;         /* the file's, after any upgrade */
     int fail_countdown;         /* test hook, see store_debug_fail_write */
     bool fault_fired;
 };
@@ -79,6 +81,9 @@ coll *store__find_coll(store *s, const char *name);
 int store__refresh(store *s, lode_error *err);
 /* Refresh, then find collection `name`; LODE_ENOTFOUND if absent. */
 int store__need_coll(store *s, const char *name, coll **out, lode_error *err);
+/* LODE_EINVAL, with a message saying how to upgrade, when the file's
+ * schema predates the keyword index (an old file opened read-only). */
+int store__need_keyword_index(store *s, lode_error *err);
 /* A collection accepts only vectors of its own model and dimension. */
 int store__check_model(const coll *c, const char *model_id, int dimension,
                        const char *doing, lode_error *err);
@@ -108,5 +113,22 @@ void store__doc_recs_free(doc_rec *docs, size_t n);
  * matches f), for vecset_search.  Caller frees *out. */
 int store__filter_bitmap(store *s, coll *c, const filter *f, uint64_t **out,
                          lode_error *err);
+
+/* ---- keyword search (store_keyword.c) ---------------------------------- */
+
+typedef struct store__keyword_hit {
+    int64_t id;                 /* chunk id */
+    float bm25;                 /* BM25, higher is better */
+    float fused;                /* the score fusion uses: BM25, lifted for
+                                   rows matching every required term so it
+                                   never increases down the list */
+} store__keyword_hit;
+
+/* Up to `limit` chunks of collection c matching kq, best first, into out
+ * (room for limit); allow is NULL or the candidate bitmap over c's rows
+ * (store__filter_bitmap).  A query without terms finds nothing. */
+int store__keyword_search(store *s, const coll *c, const keyword_query *kq,
+                          const uint64_t *allow, size_t limit,
+                          store__keyword_hit *out, size_t *n_out, lode_error *err);
 
 #endif

@@ -1,16 +1,12 @@
-/* store_read.c - every read of the store: listing collections, filtered
- * top-k search, reading and finding documents, listing sources and stats
- * (see store.h for the contract).
+/* store_read.c - the reads of the store other than search (which is
+ * store_search.c): listing collections, reading and finding documents,
+ * listing sources and stats (see store.h for the contract).
  *
  * Each call first catches up with writes made by other connections
- * (store__refresh), so the in-memory vectors it scans match the file.
- * Search ranks the in-memory vectors and only then reads the winners'
- * text from SQLite; a winner deleted by another process in between is
- * skipped rather than reported as an error.
+ * (store__refresh), so the in-memory collections match the file.
  */
 #include "store_int.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,108 +78,6 @@ int store_list_collections(store *s, store_collection_info **out, size_t *n,
         }
     *out = infos;
     *n = count;
-    return 0;
-}
-
-/* ---- search ----------------------------------------------------------- */
-
-void store_results_free(store_result *results, size_t n)
-{
-    if (!results)
-        return;
-    for (size_t i = 0; i < n; i++) {
-        free(results[i].text);
-        free(results[i].heading);
-        free(results[i].source);
-        free(results[i].title);
-        free(results[i].external_id);
-    }
-    free(results);
-}
-
-int store_search(store *s, const store_query *q, store_result **results,
-                 size_t *n_results, lode_error *err)
-{
-    *results = NULL;
-    *n_results = 0;
-    coll *c;
-    int rc = store__need_coll(s, q->collection, &c, err);
-    if (rc || (rc = store__check_model(c, q->model_id, q->dimension, "search", err)))
-        return rc;
-    if (!q->vector)
-        return lode_error_set(err, LODE_EINVAL, "search without a query vector");
-    for (int i = 0; i < q->dimension; i++)
-        if (!isfinite(q->vector[i]))
-            return lode_error_set(err, LODE_EINVAL, "the query vector holds a NaN "
-                                  "or infinity at %d", i);
-    if (q->k == 0)
-        return 0;
-
-    filter *f = NULL;
-    uint64_t *allow = NULL;
-    vecset_hit *hits = NULL;
-    store_result *res = NULL;
-    sqlite3_stmt *st = NULL;
-    size_t n_hits = 0, n = 0;
-    if ((rc = filter_parse(q->where_json, &f, err)))
-        return rc;
-    if (!filter_is_empty(f) && (rc = store__filter_bitmap(s, c, f, &allow, err)))
-        goto out;
-    size_t k = q->k < c->vs.count ? q->k : c->vs.count;
-    hits = malloc((k ? k : 1) * sizeof *hits);
-    res = calloc(k ? k : 1, sizeof *res);
-    if (!hits || !res) {
-        rc = lode_error_set(err, LODE_ENOMEM, "out of memory searching");
-        goto out;
-    }
-    if ((rc = vecset_search(&c->vs, q->vector, k, allow,
-                            q->use_min_score ? q->min_score : -INFINITY, hits,
-                            &n_hits, err)))
-        goto out;
-
-    if ((rc = store__prepare(s, "SELECT c.ordinal, c.char_start, c.char_end, c.text, "
-                                "c.heading, d.id, d.source, d.title, d.external_id, "
-                                "c.page_start, c.page_end "
-                                "FROM chunks c JOIN documents d ON d.id = c.document_id "
-                                "WHERE c.id = ?", &st, err)))
-        goto out;
-    for (size_t i = 0; i < n_hits; i++) {
-        sqlite3_reset(st);
-        sqlite3_bind_int64(st, 1, hits[i].id);
-        int src = sqlite3_step(st);
-        if (src == SQLITE_DONE)
-            continue;   /* deleted by another process since we loaded */
-        if (src != SQLITE_ROW) {
-            rc = store__sql_error(s, src, "reading search results", err);
-            goto out;
-        }
-        store_result *r = &res[n++];
-        r->score = hits[i].score;
-        r->chunk_id = hits[i].id;
-        r->ordinal = sqlite3_column_int(st, 0);
-        r->char_start = sqlite3_column_int64(st, 1);
-        r->char_end = sqlite3_column_int64(st, 2);
-        r->document_id = sqlite3_column_int64(st, 5);
-        r->page_start = sqlite3_column_int(st, 9);
-        r->page_end = sqlite3_column_int(st, 10);
-        if (store__col_dup(st, 3, &r->text) || store__col_dup(st, 4, &r->heading) ||
-            store__col_dup(st, 6, &r->source) || store__col_dup(st, 7, &r->title) ||
-            store__col_dup(st, 8, &r->external_id) || (!r->text && !(r->text = strdup("")))) {
-            rc = lode_error_set(err, LODE_ENOMEM, "out of memory reading search results");
-            goto out;
-        }
-    }
-out:
-    sqlite3_finalize(st);
-    filter_free(f);
-    free(allow);
-    free(hits);
-    if (rc) {
-        store_results_free(res, n);
-        return rc;
-    }
-    *results = res;
-    *n_results = n;
     return 0;
 }
 

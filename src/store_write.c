@@ -8,7 +8,9 @@
  * succeeded, and the room they need is reserved before it, so a failed
  * write leaves both the file and the arrays as they were.  Chunks are
  * validated inside the transaction, so a bad chunk in the middle of a
- * document takes the same rollback path as a failed write.
+ * document takes the same rollback path as a failed write.  The keyword
+ * index (chunks_fts) is kept by triggers in the schema (store.c), so it
+ * changes in the same transactions without code here.
  */
 #include "store_int.h"
 
@@ -249,6 +251,16 @@ static int write_document(store *s, const char *collection,
 
     int64_t now = (int64_t)time(NULL);
     if (existing) {
+        /* Before the document row changes: the keyword index's triggers
+         * then remove the old chunks' entries under the title they were
+         * indexed with, once.  Cascades to the old vectors. */
+        if ((rc = store__prepare(s, "DELETE FROM chunks WHERE document_id = ?", &st_doc, err)))
+            goto fail;
+        sqlite3_bind_int64(st_doc, 1, existing);
+        if ((src = store__step_write(s, st_doc)) != SQLITE_DONE)
+            goto sql_fail;
+        sqlite3_finalize(st_doc);
+        st_doc = NULL;
         rc = store__prepare(s, "UPDATE documents SET source = ?1, external_id = ?2, "
                                "title = ?3, metadata = ?4, content_sha256 = ?5, "
                                "updated = ?6 WHERE id = ?7", &st_doc, err);
@@ -270,15 +282,6 @@ static int write_document(store *s, const char *collection,
     if ((src = store__step_write(s, st_doc)) != SQLITE_DONE)
         goto sql_fail;
     doc_id = existing ? existing : sqlite3_last_insert_rowid(s->db);
-    if (existing) {
-        sqlite3_finalize(st_doc);
-        /* Cascades to the old vectors. */
-        if ((rc = store__prepare(s, "DELETE FROM chunks WHERE document_id = ?", &st_doc, err)))
-            goto fail;
-        sqlite3_bind_int64(st_doc, 1, doc_id);
-        if ((src = store__step_write(s, st_doc)) != SQLITE_DONE)
-            goto sql_fail;
-    }
 
     if ((rc = store__prepare(s, "INSERT INTO chunks (document_id, ordinal, char_start, "
                                 "char_end, token_count, heading, metadata, text, "
@@ -515,7 +518,13 @@ int store_vacuum(store *s, lode_error *err)
     int rc = need_writable(s, "vacuum", err);
     if (rc)
         return rc;
-    int src = store__exec_write(s, "VACUUM");
+    /* Merge the keyword index's segments into one first: fewer b-trees
+     * for every keyword search to visit, and VACUUM then reclaims the
+     * pages the merge freed. */
+    int src = store__exec_write(s, "INSERT INTO chunks_fts (chunks_fts) VALUES ('optimize')");
+    if (src != SQLITE_OK)
+        return store__sql_error(s, src, "optimizing the keyword index", err);
+    src = store__exec_write(s, "VACUUM");
     if (src != SQLITE_OK)
         return store__sql_error(s, src, "vacuuming", err);
     src = sqlite3_exec(s->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);

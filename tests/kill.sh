@@ -3,7 +3,8 @@
 # moments, 50 times, while it (re)writes a few hundred generated documents,
 # and after every kill require an intact database: PRAGMA integrity_check
 # is ok, no foreign key is dangling, every document has chunks 0..n-1 each
-# with one vector of the right size.  Then a final run must finish the job
+# with one vector of the right size, and the keyword index passes FTS5's
+# integrity-check and equals an index rebuilt from the chunks.  Then a final run must finish the job
 # and leave exactly what a clean single run over the same files leaves
 # (same documents, chunks and search results).
 #
@@ -62,6 +63,19 @@ import sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
 assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
 assert db.execute("PRAGMA foreign_key_check").fetchall() == []
+# The keyword index: FTS5's own check, and the index equals one built
+# afresh from its content view (every term, chunk, column and position).
+db.execute("INSERT INTO chunks_fts (chunks_fts) VALUES ('integrity-check')")
+db.execute("CREATE VIRTUAL TABLE temp.fresh USING fts5(text, title, heading, "
+           "collection, tokenize = 'unicode61 remove_diacritics 2')")
+db.execute("INSERT INTO temp.fresh (rowid, text, title, heading, collection) "
+           "SELECT id, text, title, heading, collection FROM chunks_fts_content")
+db.execute("CREATE VIRTUAL TABLE temp.v_index USING fts5vocab(main, chunks_fts, instance)")
+db.execute("CREATE VIRTUAL TABLE temp.v_fresh USING fts5vocab(temp, fresh, instance)")
+stale, missing = db.execute(
+    "SELECT (SELECT count(*) FROM (SELECT * FROM v_index EXCEPT SELECT * FROM v_fresh)), "
+    "(SELECT count(*) FROM (SELECT * FROM v_fresh EXCEPT SELECT * FROM v_index))").fetchone()
+assert stale == 0 and missing == 0, ("keyword index", stale, missing)
 dims = dict(db.execute("SELECT id, dimension FROM collections"))
 for doc, coll, n, lo, hi in db.execute(
         "SELECT d.id, d.collection_id, count(c.id), min(c.ordinal), max(c.ordinal) "

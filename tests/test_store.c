@@ -158,6 +158,63 @@ static int64_t count_chunks(store *s, const char *coll)
 
 /* ---- basics ----------------------------------------------------------- */
 
+/* The keyword index agrees with the chunks: FTS5's own integrity check
+ * passes, and every (term, chunk, column, position) in the index is one
+ * that an index built afresh from the content view holds, and the other
+ * way round.  (FTS5's check of an external-content table, on SQLite 3.40,
+ * looks at the index alone, so it would not see a stale entry.)
+ * Returns NULL when they agree, else what differs. */
+static const char *keyword_index_problem(const char *path)
+{
+    static char why[300];
+    sqlite3 *db;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+        sqlite3_close(db);
+        return "cannot open";
+    }
+    static const char *const steps[] = {
+        "INSERT INTO chunks_fts (chunks_fts) VALUES ('integrity-check')",
+        "CREATE VIRTUAL TABLE temp.fresh USING fts5(text, title, heading, "
+        "collection, tokenize = 'unicode61 remove_diacritics 2')",
+        "INSERT INTO temp.fresh (rowid, text, title, heading, collection) "
+        "SELECT id, text, title, heading, collection FROM chunks_fts_content",
+        "CREATE VIRTUAL TABLE temp.v_index USING fts5vocab(main, chunks_fts, instance)",
+        "CREATE VIRTUAL TABLE temp.v_fresh USING fts5vocab(temp, fresh, instance)",
+    };
+    const char *problem = NULL;
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0] && !problem; i++)
+        if (sqlite3_exec(db, steps[i], NULL, NULL, NULL) != SQLITE_OK) {
+            snprintf(why, sizeof why, "%s: %s", steps[i], sqlite3_errmsg(db));
+            problem = why;
+        }
+    sqlite3_stmt *st = NULL;
+    if (!problem &&
+        sqlite3_prepare_v2(db, "SELECT (SELECT count(*) FROM (SELECT * FROM v_index "
+                               "EXCEPT SELECT * FROM v_fresh)), (SELECT count(*) FROM "
+                               "(SELECT * FROM v_fresh EXCEPT SELECT * FROM v_index)), "
+                               "(SELECT count(*) FROM v_index)", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        long long stale = sqlite3_column_int64(st, 0), missing = sqlite3_column_int64(st, 1);
+        if (stale || missing) {
+            snprintf(why, sizeof why, "%lld stale and %lld missing entries of %lld",
+                     stale, missing, (long long)sqlite3_column_int64(st, 2));
+            problem = why;
+        }
+    } else if (!problem) {
+        snprintf(why, sizeof why, "comparing: %s", sqlite3_errmsg(db));
+        problem = why;
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return problem;
+}
+
+static void check_keyword_index(const char *path, const char *when)
+{
+    const char *problem = keyword_index_problem(path);
+    CHECK(!problem, "keyword index %s: %s", when, problem);
+}
+
 static void test_basics(void)
 {
     const char *path = path_in("basics.db");
@@ -286,6 +343,7 @@ static void test_basics(void)
     CHECK(store_delete_collection(s, "other", &err) == LODE_ENOTFOUND, "delete collection twice");
     CHECK(store_vacuum(s, &err) == 0, "vacuum: %s", err.message);
     store_close(s);
+    check_keyword_index(path, "after a collection delete and vacuum");
 
     /* Reopen: the deletion stuck. */
     s = open_store(path, false);
@@ -404,6 +462,7 @@ static void test_atomicity(void)
         }
     }
     CHECK(rc == 0 && failures >= 16, "upsert finally succeeded after %d failures", failures);
+    check_keyword_index(path, "after the failed upserts");
     CHECK(store_get_document(s, base_id, &doc, NULL) == 0 && doc->n_chunks == 7, "new version");
     store_document_free(doc);
     CHECK(count_chunks(s, "c") == 7, "7 chunks in memory");
@@ -419,6 +478,7 @@ static void test_atomicity(void)
     size_t ni;
     CHECK(store_list_collections(s, &infos, &ni, NULL) == 0 && ni == 1, "no half-made collection");
     store_collections_free(infos, ni);
+    check_keyword_index(path, "after the failed delete");
 
     store_results_free(before, nb);
     free(base);
@@ -432,13 +492,15 @@ static void test_atomicity(void)
 #define MAX_CHUNKS 5
 static const char *colors[] = {"red", "green", "blue", "amber"};
 static const char *colls[] = {"cos", "dot", "l2"};
+/* Titles change on upserts, so the keyword index's title triggers run. */
+static const char *titles[] = {"T", "Crème brûlée", NULL};
 
 typedef struct model_doc {
     bool alive;
     int coll;
     int64_t id;
     char source[32], external[32];
-    int color, year;
+    int color, year, title;
     int n;
     int64_t chunk_ids[MAX_CHUNKS];
     float vecs[MAX_CHUNKS][DIM];    /* as the store should hold them */
@@ -465,7 +527,9 @@ static double model_score(int coll, const float *q, const float *v)
 /* The record a filter sees for chunk c of document d. */
 static json_t *model_record(const model_doc *d, int c)
 {
-    json_t *r = json_pack("{s:s, s:i, s:s}", "color", colors[d->color], "year", d->year, "title", "T");
+    json_t *r = json_pack("{s:s, s:i}", "color", colors[d->color], "year", d->year);
+    if (titles[d->title])
+        json_object_set_new(r, "title", json_string(titles[d->title]));
     if (d->source[0])
         json_object_set_new(r, "source", json_string(d->source));
     if (d->external[0])
@@ -494,7 +558,8 @@ static void fill_doc(test_doc *td, model_doc *m, char (*chunk_meta)[48])
     m->year = 2000 + irand(10);
     snprintf(meta, sizeof meta, "{\"color\": \"%s\", \"year\": %d}", colors[m->color], m->year);
     make_doc(td, m->source, m->external, (size_t)n, meta);
-    td->in.title = "T";
+    m->title = irand(3);
+    td->in.title = titles[m->title];
     m->n = n;
     for (int c = 0; c < n; c++) {
         if (m->coll == 2)
@@ -709,6 +774,7 @@ static void test_property(void)
           st.chunks == alive_chunks, "final counts");
     printf("property: %d ops, %d searches, %d reopens, %lld documents, %lld chunks at the end\n",
            ops, searches, reopens, (long long)alive_docs, (long long)alive_chunks);
+    check_keyword_index(path, "after the property test");
 
     /* int8 view of the same file: same top hits up to quantisation. */
     store *s8 = open_store(path, true);
@@ -1014,6 +1080,333 @@ static void test_open_time(void)
     store_close(s);
 }
 
+/* tests/ref/schema1.db: a store written by lode before the keyword index
+ * (schema version 1, commit 50afaf9: `lode ingest` of three small files
+ * into "default" and one into "other" with tests/ref/tiny-uncased-max,
+ * then VACUUMed to 1 KiB pages to keep it small). */
+static void copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    CHECK(in && out, "copy %s to %s", from, to);
+    char buf[8192];
+    size_t n;
+    while (in && out && (n = fread(buf, 1, sizeof buf, in)) > 0)
+        fwrite(buf, 1, n, out);
+    if (in)
+        fclose(in);
+    if (out)
+        fclose(out);
+}
+
+static int64_t sql_int(const char *path, const char *sql)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    int64_t v = -1;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW)
+            v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+    return v;
+}
+
+static void test_migration(void)
+{
+    const char *path = path_in("schema1.db");
+    copy_file("tests/ref/schema1.db", path);
+    CHECK(sql_int(path, "PRAGMA user_version") == 1, "the fixture is schema 1");
+
+    /* Read-only, it stays as it is and still answers vector searches. */
+    store_options ro = {.read_only = true};
+    store *s = NULL;
+    lode_error err = {0};
+    CHECK(store_open(path, &ro, &s, &err) == 0, "read-only open of schema 1: %s", err.message);
+    CHECK(s && store_is_outdated(s), "outdated");
+    store_collection_info *infos = NULL;
+    size_t ni = 0;
+    CHECK(s && store_list_collections(s, &infos, &ni, &err) == 0 && ni == 2 &&
+          infos[0].chunks == 6 && infos[1].chunks == 1, "collections of the fixture");
+    float *q = ni ? calloc((size_t)infos[0].dimension, sizeof *q) : NULL;
+    if (q) {
+        q[0] = 1;
+        store_query vq = {.collection = "default", .model_id = infos[0].model_id,
+                          .vector = q, .dimension = infos[0].dimension, .k = 3};
+        store_result *res = NULL;
+        size_t n = 0;
+        CHECK(store_search(s, &vq, &res, &n, &err) == 0 && n == 3,
+              "vector search of schema 1: %s", err.message);
+        store_results_free(res, n);
+    }
+    store_close(s);
+    CHECK(sql_int(path, "PRAGMA user_version") == 1, "read-only left it at schema 1");
+
+    /* Writable, it is upgraded and its chunks are in the keyword index. */
+    s = open_store(path, false);
+    CHECK(s && !store_is_outdated(s), "upgraded");
+    store_close(s);
+    CHECK(sql_int(path, "PRAGMA user_version") == 3, "schema 3 after the upgrade");
+    CHECK(sql_int(path, "SELECT count(*) FROM chunks_fts_docsize") == 7, "7 chunks indexed");
+    CHECK(sql_int(path, "SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH "
+                        "'{text title heading}: cafe'") ==
+              sql_int(path, "SELECT c.id FROM chunks c JOIN documents d ON d.id = "
+                            "c.document_id WHERE d.source = 'docs/cafe.md'"),
+          "\"cafe\" finds the café's chunk");
+    check_keyword_index(path, "after the upgrade");
+    store_collections_free(infos, ni);
+    free(q);
+}
+
+/* ---- search modes ----------------------------------------------------- */
+
+#define MODE_DOCS 60
+static const char *const vocab[] = {
+    "leave", "policy", "employee", "days", "salary", "office", "remote", "travel",
+    "expense", "receipt", "laptop", "security", "password", "holiday", "training",
+    "budget", "review", "contract", "notice", "overtime", "parking", "badge",
+};
+
+/* Document d: group d % 4 in its metadata; its chunks' words come from
+ * vocab; document 7 holds the error code, document 11 the café. */
+static void make_mode_doc(test_doc *td, int d)
+{
+    char src[32], meta[64];
+    snprintf(src, sizeof src, "doc%02d", d);
+    snprintf(meta, sizeof meta, "{\"group\": %d}", d % 4);
+    make_doc(td, src, NULL, 3, meta);
+    td->in.title = d % 5 == 0 ? "Travel handbook" : "Staff notes";
+    for (int c = 0; c < 3; c++) {
+        char *t = td->texts[c];
+        t[0] = '\0';
+        for (int w = 0; w < 5; w++) {
+            const char *word = vocab[irand((int)(sizeof vocab / sizeof vocab[0]))];
+            if (strlen(t) + strlen(word) + 2 < sizeof td->texts[c]) {
+                strcat(t, word);
+                strcat(t, " ");
+            }
+        }
+    }
+    if (d == 7)
+        snprintf(td->texts[1], sizeof td->texts[1], "code ERR-4711 means retry");
+    if (d == 11)
+        snprintf(td->texts[2], sizeof td->texts[2], "the café opens at eight");
+}
+
+static size_t search_mode(store *s, store_mode mode, const char *text, const float *q,
+                          size_t k, const char *where, store_result **res)
+{
+    store_query query = {.collection = "m", .model_id = MODEL, .vector = q,
+                         .dimension = DIM, .k = k, .where_json = where,
+                         .mode = mode, .text = text};
+    size_t n = 0;
+    lode_error err = {0};
+    int rc = store_search(s, &query, res, &n, &err);
+    CHECK(rc == 0, "%s search: %s", store_mode_name(mode), err.message);
+    return n;
+}
+
+/* The group of a result (from its source docNN). */
+static int group_of(const store_result *r)
+{
+    return r->source ? atoi(r->source + 3) % 4 : -1;
+}
+
+static void test_search_modes(void)
+{
+    const char *path = path_in("modes.db");
+    store *s = open_store(path, false);
+    lode_error err = {0};
+    CHECK(store_create_collection(s, "m", MODEL, DIM, STORE_COSINE, &err) == 0, "create");
+    /* a second collection with the same words must never leak in */
+    CHECK(store_create_collection(s, "other", MODEL, DIM, STORE_COSINE, &err) == 0, "create");
+    test_doc *td = malloc(sizeof *td);
+    for (int d = 0; d < MODE_DOCS; d++) {
+        make_mode_doc(td, d);
+        CHECK(store_add_document(s, "m", &td->in, NULL, &err) == 0, "add: %s", err.message);
+        if (d < 5)
+            CHECK(store_add_document(s, "other", &td->in, NULL, &err) == 0, "add other");
+    }
+    float q[DIM];
+    unit_vector(q, DIM);
+    store_result *res, *all;
+    size_t n, n_all;
+
+    /* keyword: words, folded diacritics, the identifier first */
+    n = search_mode(s, STORE_MODE_KEYWORD, "cafe", NULL, 5, NULL, &res);
+    CHECK(n == 1 && strcmp(res[0].source, "doc11") == 0 && res[0].keyword_rank == 1 &&
+          !res[0].has_similarity && res[0].vector_rank == 0, "cafe finds café (%zu)", n);
+    store_results_free(res, n);
+    n = search_mode(s, STORE_MODE_KEYWORD, "leave policy days salary office err-4711 "
+                    "ERR-4711 please", NULL, 5, NULL, &res);
+    CHECK(n == 5 && strcmp(res[0].source, "doc07") == 0 && strstr(res[0].text, "ERR-4711"),
+          "the identifier ranks first: %s", n ? res[0].text : "");
+    for (size_t i = 1; i < n; i++)
+        CHECK(res[i].score <= res[i - 1].score, "keyword scores do not increase");
+    store_results_free(res, n);
+    n = search_mode(s, STORE_MODE_KEYWORD, "?!", NULL, 5, NULL, &res);
+    CHECK(n == 0, "no terms, no results");
+    store_results_free(res, n);
+
+    /* filters in every mode, exact k; and the keyword side filtered is
+     * the unfiltered ranking with the others left out */
+    static const char *const wheres[] = {
+        NULL, "{\"group\": 1}", "{\"group\": {\"$in\": [0, 3]}}",
+        "{\"source\": \"doc07\"}", "{\"group\": 9}",
+    };
+    static const size_t ks[] = {1, 5, 20, 200};
+    const char *text = "leave policy travel expense";
+    n_all = search_mode(s, STORE_MODE_KEYWORD, text, NULL, 1000, NULL, &all);
+    for (size_t w = 0; w < sizeof wheres / sizeof wheres[0]; w++) {
+        size_t qualifying = 0, matching = 0;
+        for (int d = 0; d < MODE_DOCS; d++) {
+            bool pass = !wheres[w] || (w == 1 && d % 4 == 1) ||
+                        (w == 2 && (d % 4 == 0 || d % 4 == 3)) || (w == 3 && d == 7);
+            qualifying += pass ? 3 : 0;
+        }
+        for (size_t i = 0; i < n_all; i++) {
+            int g = group_of(&all[i]);
+            matching += !wheres[w] || (w == 1 && g == 1) || (w == 2 && (g == 0 || g == 3)) ||
+                        (w == 3 && strcmp(all[i].source, "doc07") == 0);
+        }
+        for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
+            size_t k = ks[ki];
+            for (int m = 0; m < 3; m++) {
+                n = search_mode(s, (store_mode)m, text, q, k, wheres[w], &res);
+                size_t want = m == STORE_MODE_KEYWORD ? matching : qualifying;
+                want = want < k ? want : k;
+                CHECK(n == want, "%s, where %s, k %zu: %zu results, wanted %zu",
+                      store_mode_name((store_mode)m), wheres[w] ? wheres[w] : "-", k, n, want);
+                for (size_t i = 0; i < n; i++) {
+                    int g = group_of(&res[i]);
+                    bool pass = !wheres[w] || (w == 1 && g == 1) || (w == 2 && (g == 0 || g == 3)) ||
+                                (w == 3 && strcmp(res[i].source, "doc07") == 0);
+                    CHECK(pass, "%s result %zu breaks the filter %s",
+                          store_mode_name((store_mode)m), i, wheres[w]);
+                    CHECK(res[i].has_similarity, "a similarity in every mode with a vector");
+                }
+                if (m == STORE_MODE_KEYWORD) {
+                    size_t j = 0;
+                    for (size_t i = 0; i < n_all && j < n; i++) {
+                        int g = group_of(&all[i]);
+                        bool pass = !wheres[w] || (w == 1 && g == 1) ||
+                                    (w == 2 && (g == 0 || g == 3)) ||
+                                    (w == 3 && strcmp(all[i].source, "doc07") == 0);
+                        if (pass)
+                            CHECK(all[i].chunk_id == res[j++].chunk_id,
+                                  "filtered keyword ranking, where %s", wheres[w]);
+                    }
+                }
+                store_results_free(res, n);
+            }
+        }
+    }
+    store_results_free(all, n_all);
+
+    /* hybrid: RRF scores from the ranks; similarity equals the vector
+     * side's for chunks it did not rank */
+    store_result *vec;
+    size_t n_vec = search_mode(s, STORE_MODE_VECTOR, NULL, q, 1000, NULL, &vec);
+    CHECK(n_vec == MODE_DOCS * 3, "all chunks by vector: %zu", n_vec);
+    n = search_mode(s, STORE_MODE_HYBRID, text, q, 10, NULL, &res);
+    CHECK(n == 10, "hybrid k");
+    for (size_t i = 0; i < n; i++) {
+        double want = (res[i].vector_rank ? 1.0 / (60 + res[i].vector_rank) : 0) +
+                      (res[i].keyword_rank ? 1.0 / (60 + res[i].keyword_rank) : 0);
+        CHECK(fabs(res[i].score - want) < 1e-6, "rrf score %g, ranks %d %d", res[i].score,
+              res[i].vector_rank, res[i].keyword_rank);
+        CHECK(res[i].vector_rank || res[i].keyword_rank, "found by someone");
+        CHECK(i == 0 || res[i].score <= res[i - 1].score, "hybrid order");
+        for (size_t j = 0; j < n_vec; j++)
+            if (vec[j].chunk_id == res[i].chunk_id) {
+                CHECK(fabsf(vec[j].score - res[i].similarity) < 1e-6f, "similarity %g vs %g",
+                      res[i].similarity, vec[j].score);
+                CHECK(!res[i].vector_rank || res[i].vector_rank == (int)j + 1,
+                      "vector rank %d vs %zu", res[i].vector_rank, j + 1);
+            }
+    }
+    store_results_free(res, n);
+
+    /* convex at alpha 1 is vector mode; at alpha 0 the keyword order */
+    store_query cq = {.collection = "m", .model_id = MODEL, .vector = q, .dimension = DIM,
+                      .k = 8, .mode = STORE_MODE_HYBRID, .text = text,
+                      .fusion = STORE_FUSION_CONVEX, .alpha = 1};
+    CHECK(store_search(s, &cq, &res, &n, &err) == 0 && n == 8, "convex 1: %s", err.message);
+    for (size_t i = 0; i < n; i++)
+        CHECK(res[i].chunk_id == vec[i].chunk_id, "alpha 1 = vector, at %zu", i);
+    store_results_free(res, n);
+    cq.alpha = 0;
+    store_result *kw;
+    size_t n_kw = search_mode(s, STORE_MODE_KEYWORD, text, NULL, 8, NULL, &kw);
+    CHECK(store_search(s, &cq, &res, &n, &err) == 0 && n == 8, "convex 0: %s", err.message);
+    /* (equal BM25 scores may come in another order: ties go to the
+     * vector side's rank) */
+    for (size_t i = 0; i < n && i < n_kw; i++)
+        CHECK(res[i].keyword_rank && res[i].keyword_score == kw[i].keyword_score,
+              "alpha 0 = keyword, at %zu", i);
+    store_results_free(res, n);
+    store_results_free(kw, n_kw);
+    store_results_free(vec, n_vec);
+
+    /* min_score is a floor on the similarity in every mode */
+    for (int m = 0; m < 3; m++) {
+        store_query mq = {.collection = "m", .model_id = MODEL, .vector = q, .dimension = DIM,
+                          .k = 50, .mode = (store_mode)m, .text = text,
+                          .use_min_score = true, .min_score = 0.2f};
+        CHECK(store_search(s, &mq, &res, &n, &err) == 0 && n > 0, "min score %d", m);
+        for (size_t i = 0; i < n; i++)
+            CHECK(res[i].similarity >= 0.2f, "%s: similarity %g under the floor",
+                  store_mode_name((store_mode)m), res[i].similarity);
+        store_results_free(res, n);
+    }
+
+    /* refused queries */
+    store_query bad = {.collection = "m", .model_id = MODEL, .dimension = DIM, .k = 5,
+                       .mode = STORE_MODE_HYBRID, .text = text};
+    CHECK(store_search(s, &bad, &res, &n, &err) == LODE_EINVAL && strstr(err.message, "vector"),
+          "hybrid needs a vector: %s", err.message);
+    bad.vector = q;
+    bad.text = NULL;
+    CHECK(store_search(s, &bad, &res, &n, &err) == LODE_EINVAL && strstr(err.message, "text"),
+          "hybrid needs text: %s", err.message);
+    bad.text = text;
+    bad.fusion = STORE_FUSION_CONVEX;
+    bad.alpha = 1.5f;
+    CHECK(store_search(s, &bad, &res, &n, &err) == LODE_EINVAL, "alpha out of range");
+    bad.mode = (store_mode)7;
+    CHECK(store_search(s, &bad, &res, &n, &err) == LODE_EINVAL, "unknown mode");
+
+    /* writes show at once: an upsert's new words, a delete's absence */
+    make_mode_doc(td, 7);
+    snprintf(td->texts[1], sizeof td->texts[1], "zebra crossing rules");
+    CHECK(store_upsert_document(s, "m", &td->in, NULL, &err) == 0, "upsert");
+    n = search_mode(s, STORE_MODE_KEYWORD, "zebra", NULL, 5, NULL, &res);
+    CHECK(n == 1 && strcmp(res[0].source, "doc07") == 0, "upserted words found");
+    store_results_free(res, n);
+    n = search_mode(s, STORE_MODE_KEYWORD, "ERR-4711", NULL, 5, NULL, &res);
+    CHECK(n == 0, "replaced words gone: %zu", n);
+    store_results_free(res, n);
+    CHECK(store_delete_where(s, "m", "{\"source\": \"doc11\"}", NULL, &err) == 0, "delete");
+    n = search_mode(s, STORE_MODE_KEYWORD, "café", NULL, 5, NULL, &res);
+    CHECK(n == 0, "deleted words gone");
+    store_results_free(res, n);
+    store_close(s);
+    check_keyword_index(path, "after the search mode tests");
+
+    /* an old store opened read-only: vector yes, keyword no */
+    const char *old = path_in("schema1-ro.db");
+    copy_file("tests/ref/schema1.db", old);
+    store_options ro = {.read_only = true};
+    CHECK(store_open(old, &ro, &s, &err) == 0, "open old read-only");
+    store_query kq = {.collection = "default", .k = 3, .mode = STORE_MODE_KEYWORD,
+                      .text = "leave"};
+    CHECK(s && store_search(s, &kq, &res, &n, &err) == LODE_EINVAL &&
+          strstr(err.message, "older lode"), "keyword on schema 1: %s", err.message);
+    store_close(s);
+    free(td);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/lode-test-store-XXXXXX");
@@ -1027,7 +1420,8 @@ int main(void)
         {"atomicity", test_atomicity}, {"property", test_property},
         {"two handles", test_two_handles}, {"bad files", test_bad_files},
         {"read-only", test_read_only}, {"full disk", test_full_disk},
-        {"open time", test_open_time},
+        {"open time", test_open_time}, {"migration", test_migration},
+        {"search modes", test_search_modes},
     };
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
         struct timespec t0, t1;

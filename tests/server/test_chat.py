@@ -110,7 +110,10 @@ def test_personal_data_redacted_both_ways(make_server, sample_db, llm):
               "about your 25 days of paid annual leave [1]."})
     q = ("I am anna.smith@example.com, card 4111 1111 1111 1111: "
          "how many vacation days do I get?")
-    a = chat(s, {"message": q})
+    # vector retrieval: its five sources hold no address of their own, so
+    # the counts below are the question's (keyword retrieval also brings
+    # the travel policy, whose contact e-mail is redacted too)
+    a = chat(s, {"message": q, "mode": "vector"})
     (req,) = llm.wait_requests(1)
     sent = json.dumps(req["body"])
     assert "anna.smith@example.com" not in sent and "4111" not in sent
