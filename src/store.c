@@ -185,6 +185,7 @@ static const char *const migrations[] = {
     "ALTER TABLE chunks ADD COLUMN page_end INTEGER;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
+#define STORE__PAGES_VERSION 3   /* the migration that added chunk pages */
 
 const char *const store__distance_names[] = {"cosine", "dot", "l2"};
 
@@ -843,6 +844,11 @@ bool store_is_outdated(const store *s)
 {
     /* 0: a new file opened read-only has no schema at all */
     return s->schema_version > 0 && s->schema_version < SCHEMA_VERSION;
+}
+
+bool store__has_pages(const store *s)
+{
+    return s->schema_version >= STORE__PAGES_VERSION;
 }
 
 int store__need_keyword_index(store *s, lode_error *err)

@@ -84,6 +84,9 @@ int store__need_coll(store *s, const char *name, coll **out, lode_error *err);
 /* LODE_EINVAL, with a message saying how to upgrade, when the file's
  * schema predates the keyword index (an old file opened read-only). */
 int store__need_keyword_index(store *s, lode_error *err);
+/* Does the file have the chunks' page columns (schema 3)?  An older file
+ * opened read-only does not; its chunks have no pages. */
+bool store__has_pages(const store *s);
 /* A collection accepts only vectors of its own model and dimension. */
 int store__check_model(const coll *c, const char *model_id, int dimension,
                        const char *doing, lode_error *err);

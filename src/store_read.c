@@ -138,10 +138,13 @@ int store_get_document(store *s, int64_t doc_id, store_document **out, lode_erro
     if (rc)
         goto fail;
 
-    if ((rc = store__prepare(s, "SELECT id, ordinal, text, char_start, char_end, token_count, "
-                                "heading, metadata, page_start, page_end FROM chunks "
-                                "WHERE document_id = ? "
-                                "ORDER BY ordinal", &st, err)))
+    if ((rc = store__prepare(s, store__has_pages(s)
+                                ? "SELECT id, ordinal, text, char_start, char_end, token_count, "
+                                  "heading, metadata, page_start, page_end FROM chunks "
+                                  "WHERE document_id = ? ORDER BY ordinal"
+                                : "SELECT id, ordinal, text, char_start, char_end, token_count, "
+                                  "heading, metadata, NULL, NULL FROM chunks "
+                                  "WHERE document_id = ? ORDER BY ordinal", &st, err)))
         goto fail;
     sqlite3_bind_int64(st, 1, doc_id);
     size_t cap = 0;

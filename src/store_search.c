@@ -216,11 +216,17 @@ static int read_rows(store *s, const ranked *rk, size_t n_rk, store_result *res,
 {
     *n_out = 0;
     sqlite3_stmt *st;
-    int rc = store__prepare(s, "SELECT c.ordinal, c.char_start, c.char_end, c.text, "
-                               "c.heading, d.id, d.source, d.title, d.external_id, "
-                               "c.page_start, c.page_end "
-                               "FROM chunks c JOIN documents d ON d.id = c.document_id "
-                               "WHERE c.id = ?", &st, err);
+    int rc = store__prepare(s, store__has_pages(s)
+                               ? "SELECT c.ordinal, c.char_start, c.char_end, c.text, "
+                                 "c.heading, d.id, d.source, d.title, d.external_id, "
+                                 "c.page_start, c.page_end "
+                                 "FROM chunks c JOIN documents d ON d.id = c.document_id "
+                                 "WHERE c.id = ?"
+                               : "SELECT c.ordinal, c.char_start, c.char_end, c.text, "
+                                 "c.heading, d.id, d.source, d.title, d.external_id, "
+                                 "NULL, NULL "
+                                 "FROM chunks c JOIN documents d ON d.id = c.document_id "
+                                 "WHERE c.id = ?", &st, err);
     if (rc)
         return rc;
     size_t n = 0;
