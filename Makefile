@@ -90,9 +90,14 @@ clean:
 
 # `make bench`: the GEMM benchmark (bench/README.md).  OpenBLAS is linked
 # into the benchmark only, for comparison; lode itself never links it.
-bench: $(BUILD)/bench/gemm $(BUILD)/bench/store $(BUILD)/bench/latency
+bench: $(BUILD)/bench/gemm $(BUILD)/bench/store $(BUILD)/bench/latency \
+	$(BUILD)/bench/hybrid_latency
 # bench/embed.sh needs only this one (no OpenBLAS).
 $(BUILD)/bench/latency: bench/latency.c $(BUILD)/liblode.a | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -o $@ $< $(BUILD)/liblode.a $(LDFLAGS) \
+		$(PKG_LIBS) $(LDLIBS)
+$(BUILD)/bench/hybrid_latency: bench/hybrid_latency.c $(BUILD)/liblode.a | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -o $@ $< $(BUILD)/liblode.a $(LDFLAGS) \
 		$(PKG_LIBS) $(LDLIBS)
