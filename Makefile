@@ -126,7 +126,7 @@ FUZZ_BIN     := $(patsubst fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard fuzz/fuzz_*.c))
 # Only the modules the targets reach (the GGUF model loader pulls in the
 # forward pass), so work in progress elsewhere cannot break the fuzz build.
 FUZZ_SRC     := err mapfile gguf safetensors tokenizer gguf_model hf bert \
-	kernels kernels_avx2 kernels_avx512 pool
+	kernels kernels_avx2 kernels_avx512 pool keyword sbuf
 FUZZ_OBJ     := $(FUZZ_SRC:%=$(FUZZ_BUILD)/obj/%.o)
 FUZZ_DEPS_OK := $(FUZZ_BUILD)/.deps-ok
 # fuzz_tokenizer reads the default model's vocab.txt; this fetches it.
