@@ -111,9 +111,14 @@ clean:
 
 # `make bench`: the GEMM benchmark (bench/README.md).  OpenBLAS is linked
 # into the benchmark only, for comparison; lode itself never links it.
-bench: $(BUILD)/bench/gemm $(BUILD)/bench/store $(BUILD)/bench/latency
+bench: $(BUILD)/bench/gemm $(BUILD)/bench/store $(BUILD)/bench/latency \
+	$(BUILD)/bench/hybrid_latency
 # bench/embed.sh needs only this one (no OpenBLAS).
 $(BUILD)/bench/latency: bench/latency.c $(BUILD)/liblode.a | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -o $@ $< $(BUILD)/liblode.a $(LDFLAGS) \
+		$(PKG_LIBS) $(LDLIBS)
+$(BUILD)/bench/hybrid_latency: bench/hybrid_latency.c $(BUILD)/liblode.a | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -o $@ $< $(BUILD)/liblode.a $(LDFLAGS) \
 		$(PKG_LIBS) $(LDLIBS)
@@ -143,7 +148,7 @@ FUZZ_BIN     := $(patsubst fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard fuzz/fuzz_*.c))
 # forward pass), so work in progress elsewhere cannot break the fuzz build.
 FUZZ_SRC     := err mapfile gguf safetensors tokenizer gguf_model hf bert \
 	kernels kernels_avx2 kernels_avx512 pool chunk extract extract_text \
-	extract_office extract_pdf subproc multipart
+	extract_office extract_pdf subproc multipart keyword sbuf
 FUZZ_OBJ     := $(FUZZ_SRC:%=$(FUZZ_BUILD)/obj/%.o)
 FUZZ_DEPS_OK := $(FUZZ_BUILD)/.deps-ok
 # fuzz_tokenizer reads the default model's vocab.txt; this fetches it.

@@ -205,11 +205,19 @@ int keyword_parse(const char *text, keyword_query *out, lode_error *err)
         content += l->items[i].kind != TERM_WORD ||
                    !is_stopword(l->items[i].text, l->items[i].len);
     sbuf any = {0}, required = {0};
-    for (size_t i = 0; i < l->n; i++) {
+    out->terms = calloc(l->n ? l->n : 1, sizeof *out->terms);
+    bool oom = !out->terms;
+    for (size_t i = 0; !oom && i < l->n; i++) {
         const term *t = &l->items[i];
         /* stop words go, unless they are all there is */
         if (content && t->kind == TERM_WORD && is_stopword(t->text, t->len))
             continue;
+        sbuf one = {0};
+        put_string(&one, t->text, t->len);
+        keyword_term *kt = &out->terms[out->n_terms];
+        kt->required = t->kind != TERM_WORD;
+        oom |= !(kt->fts = sbuf_take(&one, NULL));
+        sbuf_free(&one);
         if (out->n_terms++)
             sbuf_puts(&any, " OR ");
         put_string(&any, t->text, t->len);
@@ -224,7 +232,7 @@ int keyword_parse(const char *text, keyword_query *out, lode_error *err)
     out->required = out->n_required ? sbuf_take(&required, NULL) : NULL;
     sbuf_free(&any);
     sbuf_free(&required);
-    if ((out->n_terms && !out->any) || (out->n_required && !out->required)) {
+    if (oom || (out->n_terms && !out->any) || (out->n_required && !out->required)) {
         keyword_query_free(out);
         return lode_error_set(err, LODE_ENOMEM, "out of memory parsing a query");
     }
@@ -237,5 +245,8 @@ void keyword_query_free(keyword_query *q)
         return;
     free(q->any);
     free(q->required);
+    for (size_t i = 0; q->terms && i < q->n_terms; i++)
+        free(q->terms[i].fts);
+    free(q->terms);
     memset(q, 0, sizeof *q);
 }

@@ -34,17 +34,24 @@
 #ifndef LODE_KEYWORD_H
 #define LODE_KEYWORD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "err.h"
 
 #define KEYWORD_MAX_TERMS 64
 
+typedef struct keyword_term {
+    char *fts;          /* the term as an FTS5 string: "HR-2024-07" */
+    bool required;      /* a quoted phrase or an identifier */
+} keyword_term;
+
 typedef struct keyword_query {
     char *any;          /* "t1" OR "t2" ...; NULL when the text has no term */
     char *required;     /* "p1" AND "p2" ...; NULL when there is none */
     size_t n_terms;     /* terms in `any` */
     size_t n_required;  /* terms in `required` */
+    keyword_term *terms; /* the n_terms terms of `any`, in its order */
 } keyword_query;
 
 /* Parse text (NUL-terminated UTF-8).  A text without any term gives

@@ -788,6 +788,8 @@ int store_open(const char *path, const store_options *opts, store **out,
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, 5000);
     sqlite3_exec(s->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
+    /* Failing leaves keyword search to fail with an SQL error that says so. */
+    store__keyword_register(s->db);
 
     if ((rc = check_schema(s, err)))
         goto fail;

@@ -225,7 +225,7 @@ typedef enum store_fusion {
 /* What lode's search commands and API use when the caller does not say;
  * chosen by the measurements in README.md ("Retrieval quality"). */
 #define STORE_DEFAULT_MODE STORE_MODE_HYBRID
-#define STORE_DEFAULT_FUSION STORE_FUSION_RRF
+#define STORE_DEFAULT_FUSION STORE_FUSION_CONVEX
 #define STORE_DEFAULT_ALPHA 0.5f
 /* Candidates a hybrid search takes from each retriever (at least k). */
 #define STORE_HYBRID_CANDIDATES 50

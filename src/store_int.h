@@ -127,6 +127,8 @@ typedef struct store__keyword_hit {
                                    never increases down the list */
 } store__keyword_hit;
 
+/* Register lode_bm25, the rank function keyword search uses, on db. */
+int store__keyword_register(sqlite3 *db);
 /* Up to `limit` chunks of collection c matching kq, best first, into out
  * (room for limit); allow is NULL or the candidate bitmap over c's rows
  * (store__filter_bitmap).  A query without terms finds nothing. */

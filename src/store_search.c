@@ -14,7 +14,7 @@
  *      SQLite; a winner deleted by another process in between is skipped
  *      rather than reported as an error.
  * When the query has a vector, the keyword candidates get their
- * similarity too, from the same scan restricted to their rows: then every
+ * similarity too (vecset_score_ids: the scan's kernel on their rows): every
  * result has one, min_score is a floor on it in every mode, and the chat
  * decides from it whether the documents cover a question, whatever the
  * mode.
@@ -169,47 +169,6 @@ static int fuse(const store_query *q, const vecset_hit *vh, size_t nv,
     return rc;
 }
 
-static int cmp_i64(const void *pa, const void *pb)
-{
-    int64_t a = *(const int64_t *)pa, b = *(const int64_t *)pb;
-    return a < b ? -1 : a > b;
-}
-
-/* The similarity to the query vector of the chunks ids[0..n): the scan
- * of vecset_search restricted to their rows, so the numbers are the ones
- * a vector search gives.  A chunk not in memory gets -INFINITY. */
-static int similarities(const coll *c, const float *vector, const int64_t *ids,
-                        size_t n, float *out, lode_error *err)
-{
-    int64_t *want = malloc((n ? n : 1) * sizeof *want);
-    uint64_t *bits = calloc(c->vs.count / 64 + 1, sizeof *bits);
-    vecset_hit *hits = malloc((n ? n : 1) * sizeof *hits);
-    int rc = 0;
-    if (!want || !bits || !hits) {
-        rc = lode_error_set(err, LODE_ENOMEM, "out of memory searching");
-        goto out;
-    }
-    memcpy(want, ids, n * sizeof *want);
-    qsort(want, n, sizeof *want, cmp_i64);
-    for (size_t r = 0; r < c->vs.count; r++)
-        if (bsearch(&c->vs.ids[r], want, n, sizeof *want, cmp_i64))
-            bits[r / 64] |= 1ull << (r % 64);
-    size_t n_hits = 0;
-    if ((rc = vecset_search(&c->vs, vector, n, bits, -INFINITY, hits, &n_hits, err)))
-        goto out;
-    for (size_t i = 0; i < n; i++) {
-        out[i] = -INFINITY;
-        for (size_t h = 0; h < n_hits; h++)
-            if (hits[h].id == ids[i])
-                out[i] = hits[h].score;
-    }
-out:
-    free(want);
-    free(bits);
-    free(hits);
-    return rc;
-}
-
 /* Step 3: the winners' rows. */
 static int read_rows(store *s, const ranked *rk, size_t n_rk, store_result *res,
                      size_t *n_out, lode_error *err)
@@ -326,7 +285,7 @@ int store_search(store *s, const store_query *q, store_result **results,
         }
         for (size_t i = 0; i < nk; i++)
             ids[i] = kh[i].id;
-        rc = similarities(c, q->vector, ids, nk, ksim, err);
+        rc = vecset_score_ids(&c->vs, q->vector, ids, nk, ksim, err);
         free(ids);
         if (rc)
             goto out;

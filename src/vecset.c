@@ -278,6 +278,7 @@ void vecset_init(vecset *vs, int dim, vecset_kind kind, vecset_metric metric)
 
 void vecset_free(vecset *vs)
 {
+    free(vs->index);
     free(vs->f32);
     free(vs->i8);
     free(vs->scale);
@@ -351,6 +352,7 @@ int vecset_append(vecset *vs, int64_t id, int64_t group, const float *v,
     vs->ids[row] = id;
     vs->groups[row] = group;
     vs->count++;
+    vs->index_stale = true;
     return 0;
 }
 
@@ -398,6 +400,7 @@ size_t vecset_remove_groups(vecset *vs, const int64_t *groups, size_t n)
         vs->count--;
         removed++;
     }
+    vs->index_stale |= removed > 0;
     return removed;
 }
 
@@ -408,7 +411,7 @@ size_t vecset_bytes(const vecset *vs)
         per_row += (size_t)vs->dim * sizeof(float);
     else
         per_row += (size_t)vs->dim + sizeof(float);
-    return per_row * vs->capacity;
+    return per_row * vs->capacity + (vs->index ? (vs->index_mask + 1) * sizeof *vs->index : 0);
 }
 
 /* ---- top-k ------------------------------------------------------------ */
@@ -467,6 +470,35 @@ static int cmp_best_first(const void *pa, const void *pb)
     return worse(b, a) ? -1 : worse(a, b) ? 1 : 0;
 }
 
+/* The query as the scan wants it: normalised for cosine, quantised into
+ * q8 for int8 rows (with its scale), and its squared norm (for L2). */
+static void prepare_query(const vecset *vs, const float *query, float *q, int8_t *q8,
+                          float *qscale, float *qnorm2)
+{
+    memcpy(q, query, (size_t)vs->dim * sizeof *q);
+    if (vs->metric == VECSET_COSINE)
+        vecset_normalize(q, vs->dim);
+    *qscale = 1.0f;
+    if (vs->kind == VECSET_I8) {
+        *qscale = vecset_quantize(q, vs->dim, q8);
+        *qnorm2 = (float)vecset_dot_i8_ref(q8, q8, vs->dim) * *qscale * *qscale;
+    } else {
+        *qnorm2 = vecset_dot_f32_ref(q, q, vs->dim);
+    }
+}
+
+/* Row's score from the kernel's dot product with the prepared query. */
+static float finish_score(const vecset *vs, size_t row, float dot, float qscale,
+                          float qnorm2)
+{
+    if (vs->kind == VECSET_I8)
+        dot *= vs->scale[row] * qscale;
+    if (vs->metric != VECSET_L2)
+        return dot;
+    float score = -(qnorm2 + vs->norm2[row] - 2.0f * dot);
+    return score > 0.0f ? 0.0f : score;
+}
+
 int vecset_search(const vecset *vs, const float *query, size_t k,
                   const uint64_t *allow, float min_score, vecset_hit *out,
                   size_t *n_out, lode_error *err)
@@ -485,16 +517,8 @@ int vecset_search(const vecset *vs, const float *query, size_t k,
     float *scores = (float *)(scratch + qbytes);
     int8_t *q8 = (int8_t *)(scratch + qbytes + BLOCK_ROWS * sizeof(float));
 
-    memcpy(q, query, qbytes);
-    if (vs->metric == VECSET_COSINE)
-        vecset_normalize(q, vs->dim);
-    float qscale = 1.0f, qnorm2;
-    if (vs->kind == VECSET_I8) {
-        qscale = vecset_quantize(q, vs->dim, q8);
-        qnorm2 = (float)vecset_dot_i8_ref(q8, q8, vs->dim) * qscale * qscale;
-    } else {
-        qnorm2 = vecset_dot_f32_ref(q, q, vs->dim);
-    }
+    float qscale, qnorm2;
+    prepare_query(vs, query, q, q8, &qscale, &qnorm2);
 
     size_t n = 0;
     for (size_t start = 0; start < vs->count; start += BLOCK_ROWS) {
@@ -515,15 +539,7 @@ int vecset_search(const vecset *vs, const float *query, size_t k,
             size_t row = start + r;
             if (allow && !(allow[row / 64] >> (row % 64) & 1))
                 continue;
-            float dot = scores[r];
-            if (vs->kind == VECSET_I8)
-                dot *= vs->scale[row] * qscale;
-            float score = dot;
-            if (vs->metric == VECSET_L2) {
-                score = -(qnorm2 + vs->norm2[row] - 2.0f * dot);
-                if (score > 0.0f)
-                    score = 0.0f;
-            }
+            float score = finish_score(vs, row, scores[r], qscale, qnorm2);
             if (!(score >= min_score))
                 continue;
             vecset_hit hit = {vs->ids[row], vs->groups[row], score};
@@ -533,5 +549,77 @@ int vecset_search(const vecset *vs, const float *query, size_t k,
     free(scratch);
     qsort(out, n, sizeof *out, cmp_best_first);
     *n_out = n;
+    return 0;
+}
+
+/* ---- scores of given rows ----------------------------------------------- */
+
+static size_t id_slot(int64_t id, size_t mask)
+{
+    return (size_t)(((uint64_t)id * 0x9E3779B97F4A7C15ull) >> 17) & mask;
+}
+
+/* (Re)build the id -> row index: open addressing, row + 1 per slot. */
+static int build_index(vecset *vs, lode_error *err)
+{
+    size_t cap = 16;
+    while (cap < 2 * vs->count)
+        cap *= 2;
+    if (cap != vs->index_mask + 1 || !vs->index) {
+        size_t *grown = realloc(vs->index, cap * sizeof *grown);
+        if (!grown)
+            return lode_error_set(err, LODE_ENOMEM, "out of memory indexing vectors");
+        vs->index = grown;
+        vs->index_mask = cap - 1;
+    }
+    memset(vs->index, 0, cap * sizeof *vs->index);
+    for (size_t r = 0; r < vs->count; r++) {
+        size_t i = id_slot(vs->ids[r], vs->index_mask);
+        while (vs->index[i])
+            i = (i + 1) & vs->index_mask;
+        vs->index[i] = r + 1;
+    }
+    vs->index_stale = false;
+    return 0;
+}
+
+int vecset_score_ids(vecset *vs, const float *query, const int64_t *ids, size_t n,
+                     float *out, lode_error *err)
+{
+    if (n == 0)
+        return 0;
+    if ((vs->index_stale || !vs->index) && vs->count) {
+        int rc = build_index(vs, err);
+        if (rc)
+            return rc;
+    }
+    isa_init();
+    size_t dim = (size_t)vs->dim;
+    unsigned char *scratch = malloc(dim * sizeof(float) + dim);
+    if (!scratch)
+        return lode_error_set(err, LODE_ENOMEM, "out of memory scoring vectors");
+    float *q = (float *)scratch, qscale, qnorm2;
+    int8_t *q8 = (int8_t *)(scratch + dim * sizeof(float));
+    prepare_query(vs, query, q, q8, &qscale, &qnorm2);
+    for (size_t k = 0; k < n; k++) {
+        out[k] = NAN;
+        if (!vs->count)
+            continue;
+        for (size_t i = id_slot(ids[k], vs->index_mask); vs->index[i];
+             i = (i + 1) & vs->index_mask) {
+            size_t row = vs->index[i] - 1;
+            if (vs->ids[row] != ids[k])
+                continue;
+            /* the block kernel on one row: the scan's own arithmetic */
+            float dot;
+            if (vs->kind == VECSET_F32)
+                isa.block_f32(vs->f32 + row * dim, vs->dim, 1, q, &dot);
+            else
+                isa.block_i8(vs->i8 + row * dim, vs->dim, 1, q8, &dot);
+            out[k] = finish_score(vs, row, dot, qscale, qnorm2);
+            break;
+        }
+    }
+    free(scratch);
     return 0;
 }

@@ -24,6 +24,7 @@
 #ifndef LODE_VECSET_H
 #define LODE_VECSET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,6 +44,9 @@ typedef struct vecset {
     float *norm2;                   /* [capacity] |v|^2 of the stored row (L2) */
     int64_t *ids;                   /* [capacity] chunk id */
     int64_t *groups;                /* [capacity] document id */
+    size_t *index;                  /* id -> row + 1, open addressing, */
+    size_t index_mask;              /* built by vecset_score_ids when */
+    bool index_stale;               /* rows changed since */
 } vecset;
 
 typedef struct vecset_hit {
@@ -74,6 +78,14 @@ size_t vecset_bytes(const vecset *vs);
 int vecset_search(const vecset *vs, const float *query, size_t k,
                   const uint64_t *allow, float min_score, vecset_hit *out,
                   size_t *n_out, lode_error *err);
+
+/* The scores of the rows with ids[0..n) for query, exactly as
+ * vecset_search computes them (the same kernel); NAN for an id not in the
+ * set.  Builds an id -> row index the first time after the rows changed
+ * (O(count) once, then O(1) per id), which is why vs is not const: the
+ * store's single-threaded use makes that safe.  LODE_ENOMEM. */
+int vecset_score_ids(vecset *vs, const float *query, const int64_t *ids, size_t n,
+                     float *out, lode_error *err);
 
 /* Scale v (dim values) to unit length in place; a zero vector is left as
  * it is.  The store uses it for cosine collections before storing. */

@@ -41,7 +41,7 @@ PY
 py "hybrid finds the identifier" "$TMP/out" <<'PY'
 import json, sys
 out = json.load(open(sys.argv[1]))
-assert out["mode"] == "hybrid" and out["fusion"] == "rrf", out
+assert out["mode"] == "hybrid" and out["fusion"] == "convex" and out["alpha"] == 0.5, out
 top = out["results"][0]
 assert "HR-2024-07" in top["text"] and top["retrievers"]["keyword"]["rank"] == 1, top
 PY

@@ -6,7 +6,10 @@
 # mode; and its vector top 10 holds at least 95% of f32's exact top 10.
 # Each model indexes data/sample into its own store with the same chunks
 # (same tokenizer, same chunker), so chunk ids agree and rankings compare
-# directly.  The larger corpus and the other modes are measured in bench/
+# directly.  On 105 judged questions one question ranked differently moves
+# recall@5 by about 0.95%: the criterion allows one such question, and
+# measured there is one (hybrid recall@5 1.000 against 0.990).  The
+# larger corpus and the other modes are measured in bench/
 # (README.md, "Retrieval quality").  Run by `make test` with LODE set.
 set -u
 LODE=${LODE:-./lode}

@@ -1394,6 +1394,41 @@ static void test_search_modes(void)
     store_close(s);
     check_keyword_index(path, "after the search mode tests");
 
+    /* Common terms score only the rows the rare ones find (more rows
+     * than the keyword side's budget hold "common"): the rare term's rows
+     * come first, and when they are too few the search widens, so k
+     * results still come, under a filter too. */
+    s = open_store(path, false);
+    CHECK(store_create_collection(s, "big", MODEL, DIM, STORE_COSINE, &err) == 0, "create big");
+    for (int d = 0; d < 90; d++) {
+        char src[32], meta[32];
+        snprintf(src, sizeof src, "big%02d", d);
+        snprintf(meta, sizeof meta, "{\"n\": %d}", d);
+        make_doc(td, src, NULL, 60, meta);
+        for (int c = 0; c < 60; c++)
+            snprintf(td->texts[c], sizeof td->texts[c], "common words %s",
+                     d == 3 && c < 2 ? "and a rare one" : c % 2 ? "here" : "there");
+        CHECK(store_add_document(s, "big", &td->in, NULL, &err) == 0, "add big: %s", err.message);
+    }
+    store_query bq = {.collection = "big", .k = 5, .mode = STORE_MODE_KEYWORD,
+                      .text = "common rare"};
+    CHECK(store_search(s, &bq, &res, &n, &err) == 0 && n == 5, "common rare: %zu", n);
+    for (size_t i = 0; i < n; i++)
+        CHECK((i < 2) == (strstr(res[i].text, "rare") != NULL), "rare rows first, %zu: %s",
+              i, res[i].text);
+    store_results_free(res, n);
+    bq.where_json = "{\"n\": {\"$gt\": 80}}";
+    CHECK(store_search(s, &bq, &res, &n, &err) == 0 && n == 5, "widened under a filter: %zu", n);
+    for (size_t i = 0; i < n; i++)
+        CHECK(atoi(res[i].source + 3) > 80, "filter kept");
+    store_results_free(res, n);
+    bq.where_json = NULL;
+    bq.text = "common";
+    bq.k = 200;
+    CHECK(store_search(s, &bq, &res, &n, &err) == 0 && n == 200, "one common term: %zu", n);
+    store_results_free(res, n);
+    store_close(s);
+
     /* an old store opened read-only: vector yes, keyword no */
     const char *old = path_in("schema1-ro.db");
     copy_file("tests/ref/schema1.db", old);
