@@ -467,6 +467,12 @@ def check_systemd(tmp, app, run_as, run_as_user):
 
 
 def main():
+    # ./lode, which everything below reads or runs (make test builds only
+    # build/lode); the build stage below then finds it up to date
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
+    subprocess.run(["make", "lode"], cwd=ROOT, env=env, check=True,
+                   stdout=subprocess.DEVNULL)
     known = lode_env_vars()
     check("lode serve --help lists PORT and HOST", {"PORT", "HOST"} <= known,
           known)
