@@ -316,7 +316,8 @@
           onclick: (e) => openDocument(coll, res.document_id, res.char_start, res.char_end, e.currentTarget) }, title);
         return el("li", { class: "result" },
           el("div", { class: "result-head" }, el("h3", { class: "result-title" }, open),
-            el("span", { class: "score", title: "cosine similarity" }, "score " + res.score.toFixed(3))),
+            el("span", { class: "score", title: res.similarity !== undefined ? "cosine similarity" : "fused score" },
+              "score " + (res.similarity !== undefined ? res.similarity : res.score).toFixed(3))),
           el("p", { class: "path" }, docPath(res)),
           el("p", { class: "snippet" }, marked(snippet(res.text, words, 280), words)));
       }));
