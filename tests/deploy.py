@@ -333,13 +333,20 @@ def check_dockerfile():
     return stages, build_name, workdir
 
 
+def plain_make_env():
+    """The environment without an enclosing `make test SANITIZE=1`'s
+    settings (make exports its command-line variables to recipes too), so
+    ./lode is the plain build an image ships."""
+    return {k: v for k, v in os.environ.items()
+            if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES",
+                         "SANITIZE", "DEBUG")}
+
+
 def run_build_stage(build, workdir):
     """The build stage's RUN lines, in the repository (the context)."""
     check("Dockerfile: the build stage's WORKDIR holds the context",
           workdir.startswith("/"), workdir)
-    env = dict(os.environ)
-    for k in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"):
-        env.pop(k, None)    # not the SANITIZE=1 of an enclosing make test
+    env = plain_make_env()
     for instr, args in build:
         if instr != "RUN":
             continue
@@ -469,10 +476,8 @@ def check_systemd(tmp, app, run_as, run_as_user):
 def main():
     # ./lode, which everything below reads or runs (make test builds only
     # build/lode); the build stage below then finds it up to date
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
-    subprocess.run(["make", "lode"], cwd=ROOT, env=env, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(["make", "lode"], cwd=ROOT, env=plain_make_env(),
+                   check=True, stdout=subprocess.DEVNULL)
     known = lode_env_vars()
     check("lode serve --help lists PORT and HOST", {"PORT", "HOST"} <= known,
           known)
