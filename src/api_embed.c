@@ -292,13 +292,8 @@ void api_embeddings(http_request *req, void *app)
                            "'model' must be a string");
         return;
     }
-    st = http_alloc(req, sizeof *st);
-    if (!st) {
-        http_respond_error(req, 500, "server_error", "out_of_memory",
-                           "out of memory");
+    if (!(st = http_alloc_state(req, sizeof *st)))
         return;
-    }
-    memset(st, 0, sizeof *st);
     st->a = a;
     json_t *fmt = json_object_get(body, "encoding_format");
     if (fmt && !json_is_null(fmt)) {

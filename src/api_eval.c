@@ -159,12 +159,8 @@ void api_eval(http_request *req, void *app)
     json_t *body = http_json_body(req);
     if (!body)
         return;
-    st = http_alloc(req, sizeof *st);
-    if (!st) {
-        http_respond_error(req, 500, "server_error", "out_of_memory", "out of memory");
+    if (!(st = http_alloc_state(req, sizeof *st)))
         return;
-    }
-    memset(st, 0, sizeof *st);
     char *where = NULL;
     if (!api_parse_search_fields(req, a, body, 5, &st->collection, &st->k, &where) ||
         !parse_configs(req, body, st))

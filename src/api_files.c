@@ -379,13 +379,8 @@ void api_files_add(http_request *req, void *app)
     const char *name = http_param(req, 0);
     if (!api_check_collection_name(req, name))
         return;
-    st = http_alloc(req, sizeof *st);
-    if (!st) {
-        http_respond_error(req, 500, "server_error", "out_of_memory",
-                           "out of memory");
+    if (!(st = http_alloc_state(req, sizeof *st)))
         return;
-    }
-    memset(st, 0, sizeof *st);
     st->docs.a = a;
     st->docs.collection = name;
     http_set_state(req, st, files_state_free);

@@ -319,13 +319,8 @@ void api_search(http_request *req, void *app)
                            "'query' must be a non-empty string");
         return;
     }
-    st = http_alloc(req, sizeof *st);
-    if (!st) {
-        http_respond_error(req, 500, "server_error", "out_of_memory",
-                           "out of memory");
+    if (!(st = http_alloc_state(req, sizeof *st)))
         return;
-    }
-    memset(st, 0, sizeof *st);
     st->query = json_string_value(query);
     st->query_len = json_string_length(query);
     if (!api_parse_search_fields(req, a, body, 5, &st->collection, &st->k,
@@ -841,13 +836,8 @@ void api_documents_add(http_request *req, void *app)
     json_t *body = http_json_body(req);
     if (!body)
         return;
-    st = http_alloc(req, sizeof *st);
-    if (!st) {
-        http_respond_error(req, 500, "server_error", "out_of_memory",
-                           "out of memory");
+    if (!(st = http_alloc_state(req, sizeof *st)))
         return;
-    }
-    memset(st, 0, sizeof *st);
     st->a = a;
     st->collection = name;
     http_set_state(req, st, api_docs_state_free);

@@ -253,6 +253,18 @@ void *http_alloc(http_request *req, size_t size)
     return b->data;
 }
 
+void *http_alloc_state(http_request *req, size_t size)
+{
+    void *p = http_alloc(req, size);
+    if (!p) {
+        http_respond_error(req, 500, "server_error", "out_of_memory",
+                           "out of memory");
+        return NULL;
+    }
+    memset(p, 0, size);
+    return p;
+}
+
 static char *arena_strndup(http_request *req, const char *s, size_t n)
 {
     char *d = http_alloc(req, n + 1);

@@ -105,6 +105,9 @@ double http_elapsed(const http_request *req);
 
 /* Request-scoped allocation, freed when the request ends. */
 void *http_alloc(http_request *req, size_t size);
+/* A handler's state: http_alloc'd and zeroed; on failure the request is
+ * answered 500 out_of_memory and NULL returned. */
+void *http_alloc_state(http_request *req, size_t size);
 /* Handler state kept across suspension; free_fn runs when the request
  * ends (may be NULL). */
 void http_set_state(http_request *req, void *state, void (*free_fn)(void *));

@@ -24,7 +24,8 @@ def add(s, coll, docs, **kw):
 
 def test_collections_crud(make_server):
     s = make_server()
-    assert s.get("/collections").json()["collections"] == []
+    assert s.get("/collections").json() == {"collections": [],
+                                           "default": "default"}
     r = s.post("/collections", {"name": "kb"})
     assert r.status_code == 201
     c = r.json()
@@ -121,7 +122,8 @@ def test_document_errors(make_server):
     assert_error(s.post("/collections/bad%20name/documents",
                         {"text": "x"}), 400)
     # nothing was written by the failures
-    assert s.get("/collections").json()["collections"] == []
+    assert s.get("/collections").json() == {"collections": [],
+                                           "default": "default"}
     # invalid UTF-8 in JSON is refused by the parser
     import requests
     r = requests.post(s.url + "/collections/kb/documents",

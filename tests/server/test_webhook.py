@@ -263,7 +263,8 @@ def test_other_events_are_acknowledged(make_server):
     r = s.post("/webhook/tally", payload("e", answers("x"), form_id="x",
                                          event_type="FORM_DELETED"))
     assert r.status_code == 200 and r.json()["ignored"] is True
-    assert s.get("/collections").json()["collections"] == []
+    assert s.get("/collections").json() == {"collections": [],
+                                           "default": "default"}
 
 
 def test_bad_config_refuses_to_start(tmp_path):
