@@ -5,9 +5,11 @@
  * chunked, and its documents queue up with their chunks.  When the queue
  * holds INGEST_BATCH chunks, all of them are embedded (model_embed in one
  * call, which sorts by length and packs the encoder's batches) and the
- * queued documents are written, each in its own transaction.  Memory is
- * bounded by the queue: a batch of chunks plus the documents they belong
- * to.  Buffers for the embedding call and the store's input are reused
+ * queued documents are written, each in its own transaction.  A document
+ * longer than a batch is embedded and written a batch at a time inside
+ * its transaction (store_doc_writer), so memory is bounded by one batch
+ * of vectors plus the text of the document being read, however long it
+ * is.  Buffers for the embedding call and the store's input are reused
  * from batch to batch.
  */
 #include "ingest.h"
@@ -302,14 +304,61 @@ static int ensure(void **p, size_t *cap, size_t need, size_t size,
     return LODE_OK;
 }
 
-/* Write one queued document whose vectors are in r->vectors. */
-static int write_doc(ingest_run *r, queued *q)
+/* Room for `rows` texts and vectors in the reused batch buffers. */
+static int grow_batch(ingest_run *r, size_t rows)
 {
-    const chunk_list *cl = &q->chunks;
+    if (rows <= r->batch_cap)
+        return LODE_OK;
+    int rc = ensure((void **)&r->texts, &r->batch_cap, rows,
+                    sizeof *r->texts, r->err);
+    if (rc)
+        return rc;
+    /* lens and vectors grow with texts (batch_cap rows each). */
+    size_t *nl = realloc(r->lens, r->batch_cap * sizeof *nl);
+    if (nl)
+        r->lens = nl;
+    float *nv = realloc(r->vectors, r->batch_cap * (size_t)r->dim * sizeof *nv);
+    if (nv)
+        r->vectors = nv;
+    if (!nl || !nv)
+        return lode_error_set(r->err, LODE_ENOMEM, "out of memory");
+    return LODE_OK;
+}
+
+/* Point r->texts[at..] at chunks [first, first + n) of q. */
+static void batch_texts(ingest_run *r, const queued *q, size_t first,
+                        size_t n, size_t at)
+{
+    for (size_t j = 0; j < n; j++) {
+        const chunk *c = &q->chunks.chunks[first + j];
+        r->texts[at + j] = q->doc.text + c->byte_start;
+        r->lens[at + j] = c->byte_end - c->byte_start;
+    }
+}
+
+/* Embed r->texts[0..total) into r->vectors, INGEST_BATCH per call. */
+static int embed_batch(ingest_run *r, size_t total)
+{
+    int rc = LODE_OK;
+    for (size_t start = 0; start < total && !rc; start += INGEST_BATCH) {
+        size_t n = total - start < INGEST_BATCH ? total - start : INGEST_BATCH;
+        rc = r->b->embed(r->b->ctx, (int)n, r->texts + start, r->lens + start,
+                         r->vectors + start * (size_t)r->dim, r->err);
+    }
+    return rc ? lode_error_prefix(r->err, "embedding") : LODE_OK;
+}
+
+/* r->chunk_in[0..n) for chunks [first, first + n) of q, with their
+ * vectors from vecs and their texts copied into r->text_arena (SQLite
+ * binds NUL-terminated text). */
+static int fill_chunks(ingest_run *r, const queued *q, size_t first, size_t n,
+                       const float *vecs)
+{
+    const chunk *cs = q->chunks.chunks + first;
     size_t text_bytes = 0;
-    for (size_t i = 0; i < cl->n; i++)
-        text_bytes += cl->chunks[i].byte_end - cl->chunks[i].byte_start + 1;
-    int rc = ensure((void **)&r->chunk_in, &r->chunk_in_cap, cl->n + 1,
+    for (size_t i = 0; i < n; i++)
+        text_bytes += cs[i].byte_end - cs[i].byte_start + 1;
+    int rc = ensure((void **)&r->chunk_in, &r->chunk_in_cap, n + 1,
                     sizeof *r->chunk_in, r->err);
     if (!rc)
         rc = ensure((void **)&r->text_arena, &r->text_arena_cap,
@@ -317,8 +366,8 @@ static int write_doc(ingest_run *r, queued *q)
     if (rc)
         return rc;
     char *w = r->text_arena;
-    for (size_t i = 0; i < cl->n; i++) {
-        const chunk *c = &cl->chunks[i];
+    for (size_t i = 0; i < n; i++) {
+        const chunk *c = &cs[i];
         size_t len = c->byte_end - c->byte_start;
         memcpy(w, q->doc.text + c->byte_start, len);
         w[len] = '\0';
@@ -329,81 +378,129 @@ static int write_doc(ingest_run *r, queued *q)
         ci->char_end = (int64_t)c->char_end;
         ci->token_count = c->token_count;
         ci->heading = c->heading;
-        ci->vector = r->vectors + (q->vec_offset + i) * (size_t)r->dim;
+        ci->vector = vecs + i * (size_t)r->dim;
         ci->dimension = r->dim;
         ci->page_start = extract_page_at(&q->doc, c->byte_start);
         ci->page_end = extract_page_at(&q->doc, c->byte_end ? c->byte_end - 1
                                                             : 0);
         w += len + 1;
     }
-    store_document_in d = {
+    return LODE_OK;
+}
+
+static store_document_in doc_in(const ingest_run *r, const queued *q)
+{
+    return (store_document_in){
         .model_id = r->model_id,
         .source = q->source,
         .external_id = q->doc.external_id,
         .title = q->doc.title,
         .metadata_json = q->metadata ? q->metadata : q->doc.metadata_json,
         .content_sha256 = q->sha,
-        .chunks = cl->n ? r->chunk_in : NULL,
-        .n_chunks = cl->n,
     };
+}
+
+/* Count a document written; the file's progress when it was its last. */
+static void doc_written(ingest_run *r, const queued *q)
+{
+    if (q->exists)
+        r->st.updated++;
+    else
+        r->st.added++;
+    r->st.chunks += (int64_t)q->chunks.n;
+    if (q->completes_file)
+        file_done(r, q->file_bytes);
+}
+
+/* Write one queued document whose vectors are in r->vectors. */
+static int write_doc(ingest_run *r, queued *q)
+{
+    size_t n = q->chunks.n;
+    int rc = fill_chunks(r, q, 0, n, r->vectors + q->vec_offset * (size_t)r->dim);
+    if (rc)
+        return rc;
+    store_document_in d = doc_in(r, q);
+    d.chunks = n ? r->chunk_in : NULL;
+    d.n_chunks = n;
     lock(r);
     rc = store_upsert_document(r->s, r->collection, &d, NULL, r->err);
     unlock(r);
     if (rc)
         return lode_error_prefix(r->err, "storing %s", q->source);
-    if (q->exists)
-        r->st.updated++;
-    else
-        r->st.added++;
-    r->st.chunks += (int64_t)cl->n;
+    doc_written(r, q);
     return LODE_OK;
 }
 
-/* Embed every queued chunk and write the queued documents. */
+/* A document longer than one batch, when nobody else shares the store
+ * (the CLI: no lock), is embedded and written INGEST_BATCH chunks at a
+ * time inside its one transaction (store_doc_writer), so memory does not
+ * grow with its length: only its text and chunk offsets are held.  The
+ * server keeps whole documents, since the transaction would hold the
+ * store across the embedding; its uploads are capped by the body limit. */
+static bool in_pieces(const ingest_run *r, const queued *q)
+{
+    return !r->b->lock && q->chunks.n > INGEST_BATCH;
+}
+
+static int write_in_pieces(ingest_run *r, queued *q)
+{
+    store_document_in d = doc_in(r, q);
+    store_doc_writer *w;
+    int rc = grow_batch(r, INGEST_BATCH);
+    if (rc || (rc = store_doc_begin(r->s, r->collection, &d, true, &w, r->err)))
+        return rc ? lode_error_prefix(r->err, "storing %s", q->source) : rc;
+    for (size_t first = 0; first < q->chunks.n && !rc; first += INGEST_BATCH) {
+        size_t n = q->chunks.n - first;
+        if (n > INGEST_BATCH)
+            n = INGEST_BATCH;
+        batch_texts(r, q, first, n, 0);
+        if (!(rc = embed_batch(r, n)) &&
+            !(rc = fill_chunks(r, q, first, n, r->vectors)) &&
+            (rc = store_doc_add_chunks(w, r->chunk_in, n, r->err)))
+            lode_error_prefix(r->err, "storing %s", q->source);
+    }
+    if (rc) {
+        store_doc_abort(w);
+        return rc;
+    }
+    if ((rc = store_doc_commit(w, NULL, r->err)))
+        return lode_error_prefix(r->err, "storing %s", q->source);
+    doc_written(r, q);
+    return LODE_OK;
+}
+
+/* Embed the chunks of queue[from, to) together, then write each. */
+static int write_together(ingest_run *r, size_t from, size_t to)
+{
+    size_t total = 0;
+    for (size_t i = from; i < to; i++)
+        total += r->queue[i].chunks.n;
+    int rc = grow_batch(r, total);
+    for (size_t i = from, k = 0; i < to && !rc; i++) {
+        queued *q = &r->queue[i];
+        q->vec_offset = k;
+        batch_texts(r, q, 0, q->chunks.n, k);
+        k += q->chunks.n;
+    }
+    if (!rc && total)
+        rc = embed_batch(r, total);
+    for (size_t i = from; i < to && !rc; i++)
+        rc = write_doc(r, &r->queue[i]);
+    return rc;
+}
+
+/* Embed every queued chunk and write the queued documents, in order. */
 static int flush(ingest_run *r)
 {
-    size_t total = r->queued_chunks;
     int rc = LODE_OK;
-    if (total) {
-        rc = ensure((void **)&r->texts, &r->batch_cap, total,
-                    sizeof *r->texts, r->err);
-        if (rc)
-            return rc;
-        /* lens and vectors grow with texts (batch_cap rows each). */
-        size_t *nl = realloc(r->lens, r->batch_cap * sizeof *nl);
-        if (nl)
-            r->lens = nl;
-        float *nv = realloc(r->vectors,
-                            r->batch_cap * (size_t)r->dim * sizeof *nv);
-        if (nv)
-            r->vectors = nv;
-        if (!nl || !nv)
-            return lode_error_set(r->err, LODE_ENOMEM, "out of memory");
-        size_t k = 0;
-        for (size_t i = 0; i < r->n_queue; i++) {
-            queued *q = &r->queue[i];
-            q->vec_offset = k;
-            for (size_t j = 0; j < q->chunks.n; j++, k++) {
-                const chunk *c = &q->chunks.chunks[j];
-                r->texts[k] = q->doc.text + c->byte_start;
-                r->lens[k] = c->byte_end - c->byte_start;
-            }
-        }
-        for (size_t start = 0; start < total && !rc; start += INGEST_BATCH) {
-            size_t n = total - start < INGEST_BATCH ? total - start
-                                                    : INGEST_BATCH;
-            rc = r->b->embed(r->b->ctx, (int)n, r->texts + start,
-                             r->lens + start,
-                             r->vectors + start * (size_t)r->dim, r->err);
-        }
-        if (rc)
-            return lode_error_prefix(r->err, "embedding");
-    }
-    for (size_t i = 0; i < r->n_queue && !rc; i++) {
-        queued *q = &r->queue[i];
-        rc = write_doc(r, q);
-        if (!rc && q->completes_file)
-            file_done(r, q->file_bytes);
+    for (size_t i = 0; i < r->n_queue && !rc;) {
+        size_t j = i;
+        while (j < r->n_queue && !in_pieces(r, &r->queue[j]))
+            j++;
+        rc = write_together(r, i, j);
+        if (!rc && j < r->n_queue)
+            rc = write_in_pieces(r, &r->queue[j++]);
+        i = j;
     }
     for (size_t i = 0; i < r->n_queue; i++)
         queued_free(&r->queue[i]);

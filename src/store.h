@@ -138,6 +138,24 @@ int store_add_document(store *s, const char *collection,
 int store_upsert_document(store *s, const char *collection,
                           const store_document_in *doc, int64_t *doc_id,
                           lode_error *err);
+/* One document written in pieces inside one transaction, for documents
+ * too large to hold with all their vectors (lode ingest of a long PDF):
+ * store_doc_begin checks and writes the document row (doc->chunks is
+ * ignored), store_doc_add_chunks adds chunks as they are embedded (their
+ * ordinals continue), store_doc_commit makes it all visible at once.
+ * Nothing is visible before the commit, and a failure anywhere (or
+ * store_doc_abort) leaves the file and the in-memory vectors as they
+ * were.  The writer holds the store's write transaction: make no other
+ * store call until commit or abort.  After an error from
+ * store_doc_add_chunks the document is already rolled back; commit then
+ * fails and abort only frees.  Both free the writer. */
+typedef struct store_doc_writer store_doc_writer;
+int store_doc_begin(store *s, const char *collection, const store_document_in *doc,
+                    bool upsert, store_doc_writer **out, lode_error *err);
+int store_doc_add_chunks(store_doc_writer *w, const store_chunk_in *chunks,
+                         size_t n, lode_error *err);
+int store_doc_commit(store_doc_writer *w, int64_t *doc_id, lode_error *err);
+void store_doc_abort(store_doc_writer *w);
 /* LODE_ENOTFOUND if there is no such document. */
 int store_delete_document(store *s, int64_t doc_id, lode_error *err);
 /* Delete every document of the collection whose fields match `where`

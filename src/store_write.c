@@ -4,9 +4,13 @@
  *
  * Each call is one transaction (BEGIN IMMEDIATE ... COMMIT) whose steps go
  * through store__step_write()/store__exec_write(), so the fault tests can
- * fail any of them.  The in-memory vectors change only after COMMIT
- * succeeded, and the room they need is reserved before it, so a failed
- * write leaves both the file and the arrays as they were.  Chunks are
+ * fail any of them.  A document is written through a store_doc_writer,
+ * whole (store_add_document) or in pieces (lode ingest of a long PDF, so
+ * its vectors need not all be held at once): its new vectors enter the
+ * in-memory array as they are written, under a pending group that a
+ * commit turns into the document's id and a rollback removes, so the
+ * commit itself cannot fail for want of memory and a failed write leaves
+ * both the file and the arrays as they were.  Chunks are
  * validated inside the transaction, so a bad chunk in the middle of a
  * document takes the same rollback path as a failed write.  The keyword
  * index (chunks_fts) is kept by triggers in the schema (store.c), so it
@@ -15,6 +19,7 @@
 #include "store_int.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -192,10 +197,68 @@ static const char *doc_name(const store_document_in *doc)
 
 /* ---- documents: writing ----------------------------------------------- */
 
-static int write_document(store *s, const char *collection,
-                          const store_document_in *doc, bool upsert,
-                          int64_t *doc_id_out, lode_error *err)
+/* A document's new rows sit in the collection's array under this group
+ * (document ids are positive) until its transaction commits: a commit
+ * moves them to the document's id, a rollback removes them.  Nobody
+ * searches in between (the writer holds the store, see store.h). */
+#define PENDING_GROUP INT64_C(-1)
+
+struct store_doc_writer {
+    store *s;
+    coll *c;
+    bool open;                  /* the transaction is still open */
+    int64_t doc_id, existing;
+    size_t n_chunks;            /* written so far: the next ordinal */
+    bool any_chunk_metadata;
+    sqlite3_stmt *st_chunk, *st_vec;
+    float *v;                   /* one vector, normalised */
+    unsigned char *blob;        /* the same, little-endian bytes */
+    char name[160];             /* the document, for messages */
+};
+
+/* Roll back: the file by SQLite, the array by dropping the pending rows. */
+static void writer_rollback(store_doc_writer *w, lode_error *err)
 {
+    if (!w->open)
+        return;
+    sqlite3_finalize(w->st_chunk);
+    sqlite3_finalize(w->st_vec);
+    w->st_chunk = w->st_vec = NULL;
+    store__rollback(w->s);
+    int64_t pending = PENDING_GROUP;
+    vecset_remove_groups(&w->c->vs, &pending, 1);
+    w->open = false;
+    append_note(err, "; nothing of this document was stored");
+}
+
+/* An SQLite failure as a lode error, then the rollback. */
+static int writer_sql_fail(store_doc_writer *w, int src, const char *doing,
+                           lode_error *err)
+{
+    int rc;
+    if ((src & 0xff) == SQLITE_CONSTRAINT)
+        rc = lode_error_set(err, LODE_EINVAL, "document \"%s\" conflicts with a "
+                            "stored one: %s", w->name, sqlite3_errmsg(w->s->db));
+    else
+        rc = store__sql_error(w->s, src, doing, err);
+    writer_rollback(w, err);
+    return rc;
+}
+
+void store_doc_abort(store_doc_writer *w)
+{
+    if (!w)
+        return;
+    writer_rollback(w, NULL);
+    free(w->v);
+    free(w->blob);
+    free(w);
+}
+
+int store_doc_begin(store *s, const char *collection, const store_document_in *doc,
+                    bool upsert, store_doc_writer **out, lode_error *err)
+{
+    *out = NULL;
     const char *doing = upsert ? "upsert a document" : "add a document";
     coll *c;
     int rc = store__need_coll(s, collection, &c, err);
@@ -204,8 +267,6 @@ static int write_document(store *s, const char *collection,
     if ((rc = store__check_model(c, doc->model_id, c->dimension,
                                  upsert ? "upsert into" : "add to", err)))
         return rc;
-    if (doc->n_chunks && !doc->chunks)
-        return lode_error_set(err, LODE_EINVAL, "document \"%s\": no chunk array", doc_name(doc));
     if (upsert && !doc->source && !doc->external_id)
         return lode_error_set(err, LODE_EINVAL, "upsert needs a source path or an "
                               "external id to find the document to replace");
@@ -215,21 +276,22 @@ static int write_document(store *s, const char *collection,
         return rc;
     }
 
-    size_t dim = (size_t)c->dimension, n = doc->n_chunks;
-    float *vectors = malloc((n ? n : 1) * dim * sizeof(float));
-    int64_t *chunk_ids = malloc((n ? n : 1) * sizeof(int64_t));
-    unsigned char *blob = malloc(dim * sizeof(float));
-    sqlite3_stmt *st_doc = NULL, *st_chunk = NULL, *st_vec = NULL;
-    int src = SQLITE_OK;
-    int64_t doc_id = 0;
-    bool any_chunk_metadata = false;
-    if (!vectors || !chunk_ids || !blob) {
-        rc = lode_error_set(err, LODE_ENOMEM, "out of memory adding a document");
-        goto out;
+    store_doc_writer *w = calloc(1, sizeof *w);
+    size_t dim = (size_t)c->dimension;
+    if (!w || !(w->v = malloc(dim * sizeof(float))) ||
+        !(w->blob = malloc(dim * sizeof(float)))) {
+        store_doc_abort(w);
+        return lode_error_set(err, LODE_ENOMEM, "out of memory adding a document");
     }
+    w->s = s;
+    w->c = c;
+    snprintf(w->name, sizeof w->name, "%s", doc_name(doc));
 
-    if ((src = store__exec_write(s, "BEGIN IMMEDIATE")) != SQLITE_OK)
+    sqlite3_stmt *st = NULL;
+    int src = store__exec_write(s, "BEGIN IMMEDIATE");
+    if (src != SQLITE_OK)
         goto sql_fail;
+    w->open = true;
     int64_t by_ext = 0, by_source = 0;
     if ((rc = store__find_doc_id(s, c->id, NULL, doc->external_id, &by_ext, NULL, err)) ||
         (rc = store__find_doc_id(s, c->id, doc->source, NULL, &by_source, NULL, err)))
@@ -254,148 +316,209 @@ static int write_document(store *s, const char *collection,
         /* Before the document row changes: the keyword index's triggers
          * then remove the old chunks' entries under the title they were
          * indexed with, once.  Cascades to the old vectors. */
-        if ((rc = store__prepare(s, "DELETE FROM chunks WHERE document_id = ?", &st_doc, err)))
+        if ((rc = store__prepare(s, "DELETE FROM chunks WHERE document_id = ?", &st, err)))
             goto fail;
-        sqlite3_bind_int64(st_doc, 1, existing);
-        if ((src = store__step_write(s, st_doc)) != SQLITE_DONE)
+        sqlite3_bind_int64(st, 1, existing);
+        if ((src = store__step_write(s, st)) != SQLITE_DONE)
             goto sql_fail;
-        sqlite3_finalize(st_doc);
-        st_doc = NULL;
+        sqlite3_finalize(st);
+        st = NULL;
         rc = store__prepare(s, "UPDATE documents SET source = ?1, external_id = ?2, "
                                "title = ?3, metadata = ?4, content_sha256 = ?5, "
-                               "updated = ?6 WHERE id = ?7", &st_doc, err);
+                               "updated = ?6 WHERE id = ?7", &st, err);
     } else {
         rc = store__prepare(s, "INSERT INTO documents (source, external_id, title, "
                                "metadata, content_sha256, created, updated, "
                                "collection_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
-                            &st_doc, err);
+                            &st, err);
     }
     if (rc)
         goto fail;
-    bind_text_or_null(st_doc, 1, doc->source);
-    bind_text_or_null(st_doc, 2, doc->external_id);
-    bind_text_or_null(st_doc, 3, doc->title);
-    bind_text_or_null(st_doc, 4, doc->metadata_json);
-    bind_text_or_null(st_doc, 5, doc->content_sha256);
-    sqlite3_bind_int64(st_doc, 6, now);
-    sqlite3_bind_int64(st_doc, 7, existing ? existing : c->id);
-    if ((src = store__step_write(s, st_doc)) != SQLITE_DONE)
+    bind_text_or_null(st, 1, doc->source);
+    bind_text_or_null(st, 2, doc->external_id);
+    bind_text_or_null(st, 3, doc->title);
+    bind_text_or_null(st, 4, doc->metadata_json);
+    bind_text_or_null(st, 5, doc->content_sha256);
+    sqlite3_bind_int64(st, 6, now);
+    sqlite3_bind_int64(st, 7, existing ? existing : c->id);
+    if ((src = store__step_write(s, st)) != SQLITE_DONE)
         goto sql_fail;
-    doc_id = existing ? existing : sqlite3_last_insert_rowid(s->db);
+    sqlite3_finalize(st);
+    st = NULL;
+    w->existing = existing;
+    w->doc_id = existing ? existing : sqlite3_last_insert_rowid(s->db);
 
     if ((rc = store__prepare(s, "INSERT INTO chunks (document_id, ordinal, char_start, "
                                 "char_end, token_count, heading, metadata, text, "
                                 "page_start, page_end) "
-                                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", &st_chunk, err)) ||
+                                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", &w->st_chunk, err)) ||
         (rc = store__prepare(s, "INSERT INTO vectors (chunk_id, collection_id, "
-                                "document_id, vector) VALUES (?, ?, ?, ?)", &st_vec, err)))
+                                "document_id, vector) VALUES (?, ?, ?, ?)", &w->st_vec, err)))
         goto fail;
-    for (size_t i = 0; i < n; i++) {
-        const store_chunk_in *ch = &doc->chunks[i];
+    *out = w;
+    return 0;
+
+sql_fail:
+    sqlite3_finalize(st);
+    st = NULL;
+    if (!w->open) {  /* BEGIN itself failed */
+        rc = store__sql_error(s, src, upsert ? "upserting a document" : "adding a document", err);
+        store_doc_abort(w);
+        return rc;
+    }
+    rc = writer_sql_fail(w, src, upsert ? "upserting a document" : "adding a document", err);
+    store_doc_abort(w);
+    return rc;
+fail:
+    sqlite3_finalize(st);
+    writer_rollback(w, err);
+    store_doc_abort(w);
+    return rc;
+}
+
+/* Check one chunk; its vector, normalised for cosine, goes to w->v. */
+static int check_chunk(store_doc_writer *w, const store_chunk_in *ch, size_t i,
+                       lode_error *err)
+{
+    coll *c = w->c;
+    if (ch->dimension != c->dimension || !ch->vector)
+        return lode_error_set(err, LODE_EINVAL, "document \"%s\", chunk %zu: the "
+                              "vector has %d dimensions but collection \"%s\" "
+                              "(model \"%s\") needs %d", w->name, i,
+                              ch->vector ? ch->dimension : 0, c->name,
+                              c->model_id, c->dimension);
+    for (int j = 0; j < c->dimension; j++) {
+        if (!isfinite(ch->vector[j]))
+            return lode_error_set(err, LODE_EINVAL, "document \"%s\", chunk %zu: "
+                                  "the vector holds a NaN or infinity at %d",
+                                  w->name, i, j);
+        w->v[j] = ch->vector[j];
+    }
+    if (c->distance == STORE_COSINE)
+        vecset_normalize(w->v, c->dimension);
+    if (ch->char_start < 0 || ch->char_end < ch->char_start || ch->token_count < 0)
+        return lode_error_set(err, LODE_EINVAL, "document \"%s\", chunk %zu: bad "
+                              "offsets %lld..%lld or token count %d", w->name,
+                              i, (long long)ch->char_start, (long long)ch->char_end,
+                              ch->token_count);
+    int rc = check_json_object(ch->metadata_json, "chunk metadata", err);
+    if (rc)
+        lode_error_prefix(err, "document \"%s\", chunk %zu", w->name, i);
+    return rc;
+}
+
+int store_doc_add_chunks(store_doc_writer *w, const store_chunk_in *chunks,
+                         size_t n, lode_error *err)
+{
+    if (!w->open)
+        return lode_error_set(err, LODE_EINVAL, "document \"%s\": already rolled back",
+                              w->name);
+    if (n && !chunks) {
+        int rc = lode_error_set(err, LODE_EINVAL, "document \"%s\": no chunk array", w->name);
+        writer_rollback(w, err);
+        return rc;
+    }
+    coll *c = w->c;
+    size_t dim = (size_t)c->dimension;
+    for (size_t k = 0; k < n; k++) {
+        const store_chunk_in *ch = &chunks[k];
+        size_t i = w->n_chunks;
         /* Checked here, inside the transaction, so that a bad chunk in the
          * middle of a document exercises the same rollback as a failed
          * write. */
-        if (ch->dimension != c->dimension || !ch->vector) {
-            rc = lode_error_set(err, LODE_EINVAL, "document \"%s\", chunk %zu: the "
-                                "vector has %d dimensions but collection \"%s\" "
-                                "(model \"%s\") needs %d", doc_name(doc), i,
-                                ch->vector ? ch->dimension : 0, c->name,
-                                c->model_id, c->dimension);
-            goto fail;
+        int rc = check_chunk(w, ch, i, err);
+        if (rc) {
+            writer_rollback(w, err);
+            return rc;
         }
-        float *v = vectors + i * dim;
-        for (size_t j = 0; j < dim; j++) {
-            if (!isfinite(ch->vector[j])) {
-                rc = lode_error_set(err, LODE_EINVAL, "document \"%s\", chunk %zu: "
-                                    "the vector holds a NaN or infinity at %zu",
-                                    doc_name(doc), i, j);
-                goto fail;
-            }
-            v[j] = ch->vector[j];
-        }
-        if (c->distance == STORE_COSINE)
-            vecset_normalize(v, c->dimension);
-        if (ch->char_start < 0 || ch->char_end < ch->char_start || ch->token_count < 0) {
-            rc = lode_error_set(err, LODE_EINVAL, "document \"%s\", chunk %zu: bad "
-                                "offsets %lld..%lld or token count %d", doc_name(doc),
-                                i, (long long)ch->char_start, (long long)ch->char_end,
-                                ch->token_count);
-            goto fail;
-        }
-        if ((rc = check_json_object(ch->metadata_json, "chunk metadata", err))) {
-            lode_error_prefix(err, "document \"%s\", chunk %zu", doc_name(doc), i);
-            goto fail;
-        }
-        any_chunk_metadata |= ch->metadata_json != NULL;
+        w->any_chunk_metadata |= ch->metadata_json != NULL;
 
-        sqlite3_reset(st_chunk);
-        sqlite3_bind_int64(st_chunk, 1, doc_id);
-        sqlite3_bind_int64(st_chunk, 2, (int64_t)i);
-        sqlite3_bind_int64(st_chunk, 3, ch->char_start);
-        sqlite3_bind_int64(st_chunk, 4, ch->char_end);
-        sqlite3_bind_int(st_chunk, 5, ch->token_count);
-        bind_text_or_null(st_chunk, 6, ch->heading);
-        bind_text_or_null(st_chunk, 7, ch->metadata_json);
-        sqlite3_bind_text(st_chunk, 8, ch->text ? ch->text : "", -1, SQLITE_STATIC);
+        sqlite3_stmt *st = w->st_chunk;
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, w->doc_id);
+        sqlite3_bind_int64(st, 2, (int64_t)i);
+        sqlite3_bind_int64(st, 3, ch->char_start);
+        sqlite3_bind_int64(st, 4, ch->char_end);
+        sqlite3_bind_int(st, 5, ch->token_count);
+        bind_text_or_null(st, 6, ch->heading);
+        bind_text_or_null(st, 7, ch->metadata_json);
+        sqlite3_bind_text(st, 8, ch->text ? ch->text : "", -1, SQLITE_STATIC);
         if (ch->page_start > 0 && ch->page_end >= ch->page_start) {
-            sqlite3_bind_int(st_chunk, 9, ch->page_start);
-            sqlite3_bind_int(st_chunk, 10, ch->page_end);
+            sqlite3_bind_int(st, 9, ch->page_start);
+            sqlite3_bind_int(st, 10, ch->page_end);
         } else {
-            sqlite3_bind_null(st_chunk, 9);
-            sqlite3_bind_null(st_chunk, 10);
+            sqlite3_bind_null(st, 9);
+            sqlite3_bind_null(st, 10);
         }
-        if ((src = store__step_write(s, st_chunk)) != SQLITE_DONE)
-            goto sql_fail;
-        chunk_ids[i] = sqlite3_last_insert_rowid(s->db);
+        int src = store__step_write(w->s, st);
+        if (src != SQLITE_DONE)
+            return writer_sql_fail(w, src, "adding a chunk", err);
+        int64_t chunk_id = sqlite3_last_insert_rowid(w->s->db);
 
-        store__floats_to_le(v, c->dimension, blob);
-        sqlite3_reset(st_vec);
-        sqlite3_bind_int64(st_vec, 1, chunk_ids[i]);
-        sqlite3_bind_int64(st_vec, 2, c->id);
-        sqlite3_bind_int64(st_vec, 3, doc_id);
-        sqlite3_bind_blob(st_vec, 4, blob, (int)(dim * sizeof(float)), SQLITE_STATIC);
-        if ((src = store__step_write(s, st_vec)) != SQLITE_DONE)
-            goto sql_fail;
+        store__floats_to_le(w->v, c->dimension, w->blob);
+        st = w->st_vec;
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, chunk_id);
+        sqlite3_bind_int64(st, 2, c->id);
+        sqlite3_bind_int64(st, 3, w->doc_id);
+        sqlite3_bind_blob(st, 4, w->blob, (int)(dim * sizeof(float)), SQLITE_STATIC);
+        if ((src = store__step_write(w->s, st)) != SQLITE_DONE)
+            return writer_sql_fail(w, src, "adding a chunk", err);
+        /* in the array now, so the commit cannot run out of memory */
+        if ((rc = vecset_append(&c->vs, chunk_id, PENDING_GROUP, w->v, err))) {
+            writer_rollback(w, err);
+            return rc;
+        }
+        w->n_chunks++;
     }
+    return 0;
+}
 
-    /* Make room first: after COMMIT the array update must not fail. */
-    if ((rc = vecset_reserve(&c->vs, c->vs.count + n, err)))
-        goto fail;
-    if ((src = store__exec_write(s, "COMMIT")) != SQLITE_OK)
-        goto sql_fail;
-
-    if (existing)
-        vecset_remove_groups(&c->vs, &doc_id, 1);
-    for (size_t i = 0; i < n; i++)
-        vecset_append(&c->vs, chunk_ids[i], doc_id, vectors + i * dim, NULL);
-    if (any_chunk_metadata)
-        c->has_chunk_metadata = 1;
-    if (doc_id_out)
-        *doc_id_out = doc_id;
-    rc = 0;
-    goto out;
-
-sql_fail:
-    if ((src & 0xff) == SQLITE_CONSTRAINT)
-        rc = lode_error_set(err, LODE_EINVAL, "document \"%s\" conflicts with a "
-                            "stored one: %s", doc_name(doc), sqlite3_errmsg(s->db));
-    else
-        rc = store__sql_error(s, src, upsert ? "upserting a document" : "adding a document", err);
-fail:
-    sqlite3_finalize(st_doc);
-    sqlite3_finalize(st_chunk);
-    sqlite3_finalize(st_vec);
-    st_doc = st_chunk = st_vec = NULL;
-    store__rollback(s);
-    append_note(err, "; nothing of this document was stored");
+int store_doc_commit(store_doc_writer *w, int64_t *doc_id, lode_error *err)
+{
+    int rc = 0;
+    if (!w->open) {
+        rc = lode_error_set(err, LODE_EINVAL, "document \"%s\": already rolled back",
+                            w->name);
+        goto out;
+    }
+    sqlite3_finalize(w->st_chunk);
+    sqlite3_finalize(w->st_vec);
+    w->st_chunk = w->st_vec = NULL;
+    int src = store__exec_write(w->s, "COMMIT");
+    if (src != SQLITE_OK) {
+        rc = writer_sql_fail(w, src, "committing a document", err);
+        goto out;
+    }
+    w->open = false;
+    vecset *vs = &w->c->vs;
+    if (w->existing)
+        vecset_remove_groups(vs, &w->doc_id, 1);
+    vecset_regroup(vs, PENDING_GROUP, w->doc_id);
+    if (w->any_chunk_metadata)
+        w->c->has_chunk_metadata = 1;
+    if (doc_id)
+        *doc_id = w->doc_id;
 out:
-    sqlite3_finalize(st_doc);
-    sqlite3_finalize(st_chunk);
-    sqlite3_finalize(st_vec);
-    free(vectors);
-    free(chunk_ids);
-    free(blob);
+    store_doc_abort(w);
     return rc;
+}
+
+static int write_document(store *s, const char *collection,
+                          const store_document_in *doc, bool upsert,
+                          int64_t *doc_id_out, lode_error *err)
+{
+    if (doc->n_chunks && !doc->chunks)
+        return lode_error_set(err, LODE_EINVAL, "document \"%s\": no chunk array", doc_name(doc));
+    store_doc_writer *w;
+    int rc = store_doc_begin(s, collection, doc, upsert, &w, err);
+    if (rc)
+        return rc;
+    if ((rc = store_doc_add_chunks(w, doc->chunks, doc->n_chunks, err))) {
+        store_doc_abort(w);
+        return rc;
+    }
+    return store_doc_commit(w, doc_id_out, err);
 }
 
 int store_add_document(store *s, const char *collection,

@@ -404,6 +404,17 @@ size_t vecset_remove_groups(vecset *vs, const int64_t *groups, size_t n)
     return removed;
 }
 
+size_t vecset_regroup(vecset *vs, int64_t from, int64_t to)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < vs->count; i++)
+        if (vs->groups[i] == from) {
+            vs->groups[i] = to;
+            n++;
+        }
+    return n;
+}
+
 size_t vecset_bytes(const vecset *vs)
 {
     size_t per_row = 2 * sizeof(int64_t) + sizeof(float);

@@ -67,6 +67,8 @@ int vecset_append(vecset *vs, int64_t id, int64_t group, const float *v,
 /* Remove every row whose group is in `groups` (sorted ascending, n of
  * them).  Returns the number of rows removed. */
 size_t vecset_remove_groups(vecset *vs, const int64_t *groups, size_t n);
+/* Move every row of group `from` to group `to`; returns how many. */
+size_t vecset_regroup(vecset *vs, int64_t from, int64_t to);
 /* Bytes of memory held by the arrays. */
 size_t vecset_bytes(const vecset *vs);
 

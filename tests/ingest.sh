@@ -212,6 +212,66 @@ PY
 "$LODE" stats --db "$DB" --collection default >"$TMP/st" 2>"$TMP/err" &&
     grep -q "\"documents\": $((N - 1))" "$TMP/st" && ok || bad "stats after: $(cat "$TMP/st")"
 
+# --- a document longer than one embedding batch ----------------------------------------
+# Written INGEST_BATCH (256) chunks at a time inside its one transaction:
+# every chunk's vector is its own text's (a chunk's text as the query finds
+# that chunk first, on both sides of each piece's edge), and re-ingesting
+# a changed version replaces it whole.
+mkdir "$TMP/long"
+python3 - "$TMP/long/long.txt" 700 <<'PY'
+import sys
+words = ["harbour", "lantern", "orchard", "granite", "meadow", "copper", "falcon", "willow"]
+with open(sys.argv[1], "w") as f:
+    for i in range(int(sys.argv[2])):
+        f.write("Sentence %d tells of the %s and the %s near marker%d.\n"
+                % (i, words[i % 8], words[(i * 3 + 1) % 8], i))
+PY
+LDB=$TMP/long.db
+"$LODE" ingest --db "$LDB" --chunk-tokens 32 --overlap 8 "$TMP/long" >"$TMP/out" 2>"$TMP/err" ||
+    bad "long ingest: $(cat "$TMP/err")"
+long_check() {  # WHAT: one document, its ordinals 0..n-1, one vector per chunk, n > 512
+    py "$1" "$LDB" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+(docs,), = db.execute("SELECT count(*) FROM documents")
+ords = [r[0] for r in db.execute("SELECT ordinal FROM chunks ORDER BY ordinal")]
+(vecs,), = db.execute("SELECT count(*) FROM vectors")
+assert docs == 1 and ords == list(range(len(ords))) and vecs == len(ords), (docs, len(ords), vecs)
+assert len(ords) > 512, len(ords)
+assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+db.execute("INSERT INTO chunks_fts(chunks_fts) VALUES('integrity-check')")
+PY
+}
+long_check "long document stored whole"
+for ord in 0 255 256 257 511 512 last; do
+    if [ "$ord" = last ]; then
+        q=$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT text FROM chunks ORDER BY ordinal DESC LIMIT 1").fetchone()[0])' "$LDB")
+    else
+        q=$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT text FROM chunks WHERE ordinal = ?", (int(sys.argv[2]),)).fetchone()[0])' "$LDB" "$ord")
+    fi
+    "$LODE" search --db "$LDB" --mode vector -k 1 "$q" >"$TMP/s" 2>"$TMP/err" || bad "long search $ord: $(cat "$TMP/err")"
+    py "chunk $ord's vector is its text's" "$TMP/s" "$q" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"][0]
+assert r["text"] == sys.argv[2] and r["score"] > 0.999, (r["ordinal"], r["score"])
+PY
+done
+python3 - "$TMP/long/long.txt" 1300 <<'PY'
+import sys
+with open(sys.argv[1], "w") as f:
+    for i in range(int(sys.argv[2])):
+        f.write("Line %d: a changed version about marker%d.\n" % (i, i))
+PY
+"$LODE" ingest --db "$LDB" --chunk-tokens 32 --overlap 8 "$TMP/long" >"$TMP/out" 2>"$TMP/err" ||
+    bad "long re-ingest: $(cat "$TMP/err")"
+grep -q "0 added, 1 updated" "$TMP/out" && ok || bad "long re-ingest summary: $(cat "$TMP/out")"
+long_check "changed long document replaced whole"
+py "no chunk of the old version left" "$LDB" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+assert db.execute("SELECT count(*) FROM chunks WHERE text LIKE '%Sentence%'").fetchone()[0] == 0
+PY
+
 # --- bad input ------------------------------------------------------------------------
 mkdir "$TMP/mixed"
 printf '# Good\n\nA fine file.\n' >"$TMP/mixed/good.md"

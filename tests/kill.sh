@@ -27,7 +27,8 @@ ok() { passed=$((passed + 1)); }
 bad() { failed=$((failed + 1)); echo "FAIL kill.sh: $*" >&2; }
 
 # A deterministic corpus: 200 Markdown and text files of generated prose,
-# a few KB each.
+# a few KB each, and one of 250 sections, longer than an embedding batch
+# (so it is written in pieces inside its transaction, see ingest.c).
 mkdir "$CORPUS"
 awk -v dir="$CORPUS" 'BEGIN {
     srand(7)
@@ -37,10 +38,10 @@ awk -v dir="$CORPUS" 'BEGIN {
               "training budget review goal team meeting contract notice period " \
               "overtime weekend shift canteen parking bicycle locker visitor " \
               "badge network printer backup incident report customer invoice", w, " ")
-    for (f = 0; f < 200; f++) {
+    for (f = 0; f <= 200; f++) {
         ext = f % 3 ? "md" : "txt"
         file = sprintf("%s/doc%03d.%s", dir, f, ext)
-        for (s = 0; s < 6; s++) {
+        for (s = 0; s < (f == 200 ? 250 : 6); s++) {
             if (ext == "md") printf "## Section %d of document %d\n\n", s, f > file
             for (p = 0; p < 2; p++) {
                 line = ""

@@ -486,6 +486,87 @@ static void test_atomicity(void)
     store_close(s);
 }
 
+/* A document written in pieces (store_doc_writer): ordinals continue
+ * across pieces, nothing shows before the commit is made, an abort or a
+ * bad chunk in a later piece leaves the old version, and an upsert in
+ * pieces replaces it whole. */
+static void test_pieces(void)
+{
+    const char *path = path_in("pieces.db");
+    store *s = open_store(path, false);
+    lode_error err = {0};
+    store_create_collection(s, "c", MODEL, DIM, STORE_COSINE, &err);
+    test_doc *d = malloc(sizeof *d);
+    make_doc(d, "big", NULL, 30, "{\"v\": 1}");
+    store_doc_writer *w;
+    CHECK(store_doc_begin(s, "c", &d->in, false, &w, &err) == 0, "begin: %s", err.message);
+    for (size_t i = 0; i < 30; i += 7) {
+        size_t n = 30 - i < 7 ? 30 - i : 7;
+        CHECK(store_doc_add_chunks(w, d->chunks + i, n, &err) == 0, "piece at %zu: %s", i, err.message);
+    }
+    int64_t id = 0;
+    CHECK(store_doc_commit(w, &id, &err) == 0 && id > 0, "commit: %s", err.message);
+    CHECK(count_chunks(s, "c") == 30, "30 chunks in memory");
+    store_document *doc;
+    CHECK(store_get_document(s, id, &doc, NULL) == 0 && doc->n_chunks == 30, "30 chunks stored");
+    bool ordered = doc->n_chunks == 30;
+    for (size_t i = 0; ordered && i < doc->n_chunks; i++)
+        ordered = doc->chunks[i].ordinal == (int)i && strcmp(doc->chunks[i].text, d->texts[i]) == 0;
+    CHECK(ordered, "ordinals and texts continue across pieces");
+    store_document_free(doc);
+    /* the vector of chunk 17 finds chunk 17 */
+    store_result *res;
+    size_t nr = search(s, "c", d->vecs[17], 1, NULL, &res);
+    CHECK(nr == 1 && res[0].document_id == id && res[0].ordinal == 17, "piece vectors searchable");
+    store_results_free(res, nr);
+
+    /* An upsert in pieces, aborted after two pieces: the old version stays. */
+    test_doc *d2 = malloc(sizeof *d2);
+    make_doc(d2, "big", NULL, 20, "{\"v\": 2}");
+    CHECK(store_doc_begin(s, "c", &d2->in, true, &w, &err) == 0, "begin upsert");
+    CHECK(store_doc_add_chunks(w, d2->chunks, 10, &err) == 0, "first piece");
+    CHECK(store_doc_add_chunks(w, d2->chunks + 10, 5, &err) == 0, "second piece");
+    store_doc_abort(w);
+    CHECK(count_chunks(s, "c") == 30, "abort: 30 chunks in memory");
+    nr = search(s, "c", d2->vecs[3], 1, NULL, &res);
+    CHECK(nr == 1 && res[0].document_id == id && strcmp(res[0].text, d2->texts[3]) != 0,
+          "abort: no new vector searchable");
+    store_results_free(res, nr);
+
+    /* A bad chunk in the second piece: rolled back, commit refused. */
+    d2->chunks[12].dimension = DIM - 1;
+    CHECK(store_doc_begin(s, "c", &d2->in, true, &w, &err) == 0, "begin upsert 2");
+    CHECK(store_doc_add_chunks(w, d2->chunks, 10, &err) == 0, "first piece 2");
+    int rc = store_doc_add_chunks(w, d2->chunks + 10, 10, &err);
+    CHECK(rc == LODE_EINVAL && strstr(err.message, "chunk 12") && strstr(err.message, "nothing"),
+          "bad chunk in piece 2: %s", err.message);
+    CHECK(store_doc_commit(w, NULL, &err) != 0, "commit after a failed piece refused");
+    CHECK(store_get_document(s, id, &doc, NULL) == 0 && doc->n_chunks == 30 &&
+          strcmp(doc->metadata_json, "{\"v\": 1}") == 0, "old version intact");
+    store_document_free(doc);
+    CHECK(count_chunks(s, "c") == 30, "failed piece: 30 chunks in memory");
+
+    /* Fixed, the upsert in pieces replaces the document whole. */
+    d2->chunks[12].dimension = DIM;
+    CHECK(store_doc_begin(s, "c", &d2->in, true, &w, &err) == 0, "begin upsert 3");
+    CHECK(store_doc_add_chunks(w, d2->chunks, 10, &err) == 0 &&
+          store_doc_add_chunks(w, d2->chunks + 10, 10, &err) == 0, "pieces 3");
+    int64_t id2 = 0;
+    CHECK(store_doc_commit(w, &id2, &err) == 0 && id2 == id, "upsert keeps the id");
+    CHECK(count_chunks(s, "c") == 20, "upsert: 20 chunks in memory");
+    store_close(s);
+    s = open_store(path, false);
+    CHECK(count_chunks(s, "c") == 20, "reopened: 20 chunks");
+    nr = search(s, "c", d2->vecs[15], 1, NULL, &res);
+    CHECK(nr == 1 && res[0].ordinal == 15 && strcmp(res[0].text, d2->texts[15]) == 0,
+          "reopened: the new vectors");
+    store_results_free(res, nr);
+    check_keyword_index(path, "after pieces");
+    free(d);
+    free(d2);
+    store_close(s);
+}
+
 /* ---- property test ---------------------------------------------------- */
 
 #define MAX_DOCS 400
@@ -1452,7 +1533,8 @@ int main(void)
     chmod(tmpdir, 0755);
     static const struct { const char *name; void (*fn)(void); } tests[] = {
         {"basics", test_basics}, {"pinning", test_pinning},
-        {"atomicity", test_atomicity}, {"property", test_property},
+        {"atomicity", test_atomicity}, {"pieces", test_pieces},
+        {"property", test_property},
         {"two handles", test_two_handles}, {"bad files", test_bad_files},
         {"read-only", test_read_only}, {"full disk", test_full_disk},
         {"open time", test_open_time}, {"migration", test_migration},
