@@ -27,7 +27,8 @@
  *                  their pages.  The outline (bookmarks), where there is
  *                  one, gives the headings: an entry's title is looked up
  *                  as a line of its page, else inserted as a line at the
- *                  start of that page; its depth is the level.  Refused
+ *                  start of that page; its depth is the level.  The title
+ *                  is the Info dictionary's /Title.  Refused
  *                  with LODE_EUNSUPPORTED: a PDF without any text (a scan;
  *                  lode does no OCR) and one that needs a password.
  *   .docx          word/document.xml of the zip (libzip), read with

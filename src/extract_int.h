@@ -39,6 +39,9 @@ int extract__clean_text(extract_doc *d, lode_error *err);
 int extract__pdf_file(const char *path, extract_doc *d, lode_error *err);
 int extract__pdf_buffer(const char *data, size_t len, extract_doc *d,
                         lode_error *err);
+/* The title in mutool's printing of a PDF string object, as UTF-8 with
+ * whitespace collapsed; NULL when there is none (extract_pdf.c). */
+char *extract__pdf_title(const char *shown);
 /* DOCX or ODT, from path, or (path NULL) from data/len. */
 int extract__office(extract_format f, const char *path, const char *data,
                     size_t len, extract_doc *d, lode_error *err);

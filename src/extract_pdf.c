@@ -396,6 +396,149 @@ out:
     return rc;
 }
 
+/* ---- the document title (the Info dictionary) ------------------------- */
+
+/* `mutool show FILE trailer/Info/Title` prints the object as PDF syntax:
+ * a literal string "(...)" with backslash escapes, a hex string "<...>",
+ * or "null".  Its bytes are UTF-16BE after a FE FF mark, else
+ * PDFDocEncoding: Latin-1 but for 0x80..0xA0 (table below).  */
+#define TITLE_MAX_BYTES 1024
+
+static const unsigned short pdfdoc_80[33] = {
+    0x2022, 0x2020, 0x2021, 0x2026, 0x2014, 0x2013, 0x0192, 0x2044,
+    0x2039, 0x203A, 0x2212, 0x2030, 0x201E, 0x201C, 0x201D, 0x2018,
+    0x2019, 0x201A, 0x2122, 0xFB01, 0xFB02, 0x0141, 0x0152, 0x0160,
+    0x0178, 0x017D, 0x0131, 0x0142, 0x0153, 0x0161, 0x017E, 0xFFFD,
+    0x20AC,
+};
+
+/* Append code point cp as UTF-8; control characters become a space. */
+static size_t put_cp(char *out, size_t w, unsigned cp)
+{
+    if (cp < 0x20 || cp == 0x7F || (cp >= 0xD800 && cp < 0xE000) || cp > 0x10FFFF)
+        cp = cp < 0x20 || cp == 0x7F ? ' ' : 0xFFFD;
+    if (cp < 0x80) {
+        out[w++] = (char)cp;
+    } else if (cp < 0x800) {
+        out[w++] = (char)(0xC0 | cp >> 6);
+        out[w++] = (char)(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+        out[w++] = (char)(0xE0 | cp >> 12);
+        out[w++] = (char)(0x80 | (cp >> 6 & 0x3F));
+        out[w++] = (char)(0x80 | (cp & 0x3F));
+    } else {
+        out[w++] = (char)(0xF0 | cp >> 18);
+        out[w++] = (char)(0x80 | (cp >> 12 & 0x3F));
+        out[w++] = (char)(0x80 | (cp >> 6 & 0x3F));
+        out[w++] = (char)(0x80 | (cp & 0x3F));
+    }
+    return w;
+}
+
+/* The bytes of a PDF string object at s into b (room for n); -1 if s is
+ * not one. */
+static long pdf_string_bytes(const char *s, unsigned char *b, size_t n)
+{
+    size_t w = 0;
+    while (*s == ' ' || *s == '\n' || *s == '\r' || *s == '\t')
+        s++;
+    if (*s == '<') {
+        int hi = -1;
+        for (s++; *s && *s != '>'; s++) {
+            int v = hexval(*s);
+            if (v < 0)
+                continue;            /* whitespace inside is allowed */
+            if (hi < 0) {
+                hi = v;
+            } else {
+                if (w < n)
+                    b[w++] = (unsigned char)(hi << 4 | v);
+                hi = -1;
+            }
+        }
+        if (hi >= 0 && w < n)        /* an odd digit count: a final 0 */
+            b[w++] = (unsigned char)(hi << 4);
+        return *s == '>' ? (long)w : -1;
+    }
+    if (*s != '(')
+        return -1;
+    int depth = 1;
+    for (s++; *s && w < n; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '(') {
+            depth++;
+        } else if (c == ')' && --depth == 0) {
+            return (long)w;
+        } else if (c == '\\') {
+            c = (unsigned char)*++s;
+            if (!c)
+                break;
+            const char *esc = strchr("nrtbf", c);
+            if (esc && c) {
+                static const char map[] = "\n\r\t\b\f";
+                c = (unsigned char)map[esc - "nrtbf"];
+            } else if (c >= '0' && c <= '7') {
+                int v = c - '0';
+                for (int k = 0; k < 2 && s[1] >= '0' && s[1] <= '7'; k++)
+                    v = v * 8 + (*++s - '0');
+                c = (unsigned char)v;
+            } else if (c == '\r' || c == '\n') {
+                if (c == '\r' && s[1] == '\n')
+                    s++;
+                continue;            /* a line continuation */
+            }
+        }
+        b[w++] = c;
+    }
+    return depth == 0 ? (long)w : (w >= n ? (long)w : -1);
+}
+
+/* The title as UTF-8 with whitespace collapsed, or NULL (none, empty, or
+ * out of memory: a title is not worth failing a document for). */
+char *extract__pdf_title(const char *shown)
+{
+    unsigned char b[TITLE_MAX_BYTES];
+    long len = pdf_string_bytes(shown, b, sizeof b);
+    if (len <= 0)
+        return NULL;
+    char *out = malloc((size_t)len * 3 + 4);
+    if (!out)
+        return NULL;
+    size_t w = 0;
+    if (len >= 2 && b[0] == 0xFE && b[1] == 0xFF) {
+        for (long i = 2; i + 1 < len; i += 2) {
+            unsigned cp = (unsigned)b[i] << 8 | b[i + 1];
+            if (cp >= 0xD800 && cp < 0xDC00 && i + 3 < len) {
+                unsigned lo = (unsigned)b[i + 2] << 8 | b[i + 3];
+                if (lo >= 0xDC00 && lo < 0xE000) {
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                    i += 2;
+                }
+            }
+            w = put_cp(out, w, cp);
+        }
+    } else {
+        for (long i = 0; i < len; i++)
+            w = put_cp(out, w, b[i] >= 0x80 && b[i] <= 0xA0 ? pdfdoc_80[b[i] - 0x80] : b[i]);
+    }
+    /* collapse whitespace */
+    size_t k = 0;
+    for (size_t i = 0; i < w; i++) {
+        int sp = out[i] == ' ';
+        if (sp && (k == 0 || out[k - 1] == ' '))
+            continue;
+        out[k++] = out[i];
+    }
+    while (k && out[k - 1] == ' ')
+        k--;
+    out[k] = '\0';
+    if (!k) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
 /* ---- the whole file --------------------------------------------------- */
 
 int extract__pdf_file(const char *path, extract_doc *d, lode_error *err)
@@ -470,6 +613,17 @@ int extract__pdf_file(const char *path, extract_doc *d, lode_error *err)
             rc = apply_outline(d, &o, err);
     }
     outline_free(&o);
+
+    /* The title, from the Info dictionary where it has one. */
+    char *info[] = {tool, "show", (char *)path, "trailer/Info/Title", NULL};
+    subproc_limits tlim = {EXTRACT_PDF_TIMEOUT_MS, 4 * TITLE_MAX_BYTES + 64,
+                           EXTRACT_PDF_MAX_MEMORY};
+    outline t = {0};          /* only its raw byte buffer is used */
+    if (!rc && !d->title &&
+        subproc_run(info, &tlim, on_outline_output, &t, &res, &oerr) == 0 &&
+        res.exit_status == 0 && t.raw)
+        d->title = extract__pdf_title(t.raw);
+    outline_free(&t);
     return rc;
 }
 

@@ -2,7 +2,8 @@
 # docs.sh - end-to-end tests of PDF, DOCX and ODT ingestion and of
 # `lode ingest --watch`: fixtures written at test time by
 # tests/make_fixtures.py (and an encrypted PDF by `mutool clean -E`); page
-# numbers reach `lode search`; headings come from the PDF outline and the
+# numbers reach `lode search`; the title from the PDF's Info dictionary,
+# headings from the PDF outline and the
 # office paragraph styles, lists and tables become text; a scan, a
 # password-protected PDF, a zip bomb, a zip of too many entries and a
 # truncated file of each kind are refused by name with the reason and
@@ -77,6 +78,8 @@ for r in res:
 pdf = by[fx + "/paged.pdf"]
 assert (pdf["page_start"], pdf["page_end"]) == (2, 2), pdf
 assert pdf["heading"] == "Install > Linux", pdf
+# the Info title, its escapes and PDFDocEncoding decoded, spaces collapsed
+assert pdf["title"] == "Fernhill gateway guide (2nd ed.) \u2013 \u00e9t\u00e9", pdf
 for kind in ("docx", "odt"):
     d = by[fx + "/handbook." + kind]
     assert "page_start" not in d and "page_end" not in d, d

@@ -9,7 +9,8 @@ zip files with the standard library's zipfile), so the tests need no office
 suite and the fixtures are byte-for-byte the same on every machine:
 
   paged.pdf       3 pages with an outline (Install > Linux on page 2,
-                  Usage on page 3); page 2 says "zebra firmware".
+                  Usage on page 3) and an Info title with escapes;
+                  page 2 says "zebra firmware".
   scan.pdf        one page holding only an image: no text layer.
   broken.pdf      paged.pdf cut in half.
   handbook.docx   Title, Heading 1/2 paragraphs, a list, a table.
@@ -26,9 +27,10 @@ import zipfile
 import zlib
 
 
-def pdf_bytes(pages, outline=None, image_only=False):
+def pdf_bytes(pages, outline=None, image_only=False, info_title=None):
     """pages: list of lists of text lines.  outline: list of
-    (title, page_index, level) in document order."""
+    (title, page_index, level) in document order.  info_title: the Info
+    dictionary's /Title, as PDF literal-string syntax (bytes)."""
     objs = {}
     n_pages = len(pages)
     # 1 catalog, 2 pages, 3 font, then per page: page, contents
@@ -111,7 +113,8 @@ def pdf_bytes(pages, outline=None, image_only=False):
     out += b"xref\n0 %d\n0000000000 65535 f \n" % n
     for i in range(1, n):
         out += b"%010d 00000 n \n" % offsets[i]
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (n, xref)
+    info = b" /Info << /Title (%s) >>" % info_title if info_title else b""
+    out += b"trailer\n<< /Size %d /Root 1 0 R%s >>\nstartxref\n%d\n%%%%EOF\n" % (n, info, xref)
     return bytes(out)
 
 
@@ -124,6 +127,8 @@ PAGES = [
      "the account your administrator gave you."],
 ]
 OUTLINE = [("Install", 1, 1), ("Linux", 1, 2), ("Usage", 2, 1)]
+# PDFDocEncoding with escapes: "Fernhill gateway guide (2nd ed.) \u2013 \xe9t\xe9"
+PAGED_TITLE = b"Fernhill  gateway guide \\(2nd ed.\\) \\205 \\351t\\351"
 
 W = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
 
@@ -231,7 +236,7 @@ def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
     j = lambda n: os.path.join(out, n)
-    paged = pdf_bytes(PAGES, OUTLINE)
+    paged = pdf_bytes(PAGES, OUTLINE, info_title=PAGED_TITLE)
     open(j("paged.pdf"), "wb").write(paged)
     open(j("scan.pdf"), "wb").write(pdf_bytes([[]], image_only=True))
     cut(j("broken.pdf"), paged)

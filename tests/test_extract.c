@@ -435,6 +435,42 @@ static void test_odt(void)
     free(zip);
 }
 
+/* The PDF Info title as mutool prints it: literal strings with escapes,
+ * nesting, octal and line continuations, hex strings in UTF-16BE (with a
+ * surrogate pair) or PDFDocEncoding, and what is not a title. */
+static void test_pdf_title(void)
+{
+    static const struct { const char *shown, *want; } cases[] = {
+        {"(Plain title)\n", "Plain title"},
+        {"(A \\(nested (pair)\\) here)", "A (nested (pair)) here"},
+        {"(  spaced\\n\\tout  )", "spaced out"},
+        {"(caf\\351 \\2051)", "caf\xc3\xa9 \xe2\x80\x93" "1"},
+        {"(con\\\ntinued)", "continued"},
+        {"<FEFF00480069D83DDE00>", "Hi\xf0\x9f\x98\x80"},
+        {"<48 69 2>", "Hi"},
+        {"<4869>", "Hi"},
+        {"null", NULL},
+        {"()", NULL},
+        {"(   )", NULL},
+        {"(unterminated", NULL},
+        {"<4869", NULL},
+        {"", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *got = extract__pdf_title(cases[i].shown);
+        int same = cases[i].want ? got && strcmp(got, cases[i].want) == 0 : got == NULL;
+        CHECK(same, "pdf title %zu: %s -> %s", i, cases[i].shown, got ? got : "(null)");
+        free(got);
+    }
+    /* a title over the cap is cut, still valid UTF-8 of the bytes kept */
+    char big[5000] = "(";
+    memset(big + 1, 'x', 3000);
+    strcpy(big + 3001, ")");
+    char *got = extract__pdf_title(big);
+    CHECK(got && strlen(got) == 1024, "long title cut to 1024 bytes: %zu", got ? strlen(got) : 0);
+    free(got);
+}
+
 int main(void)
 {
     test_formats();
@@ -446,5 +482,6 @@ int main(void)
     test_clean_text();
     test_docx();
     test_odt();
+    test_pdf_title();
     TEST_MAIN_END();
 }
