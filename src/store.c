@@ -273,6 +273,41 @@ int store__prepare(store *s, const char *sql, sqlite3_stmt **st, lode_error *err
     return 0;
 }
 
+/* Statements the searches run for every query are kept prepared: parsing
+ * and planning them again cost about a tenth of a keyword search at 10k
+ * chunks.  A statement taken from the cache is out of it until put back,
+ * so two users never share one. */
+int store__prepare_cached(store *s, const char *sql, sqlite3_stmt **st,
+                          lode_error *err)
+{
+    for (int i = 0; i < s->n_cached; i++)
+        if (strcmp(sqlite3_sql(s->cached[i]), sql) == 0) {
+            *st = s->cached[i];
+            s->cached[i] = s->cached[--s->n_cached];
+            return 0;
+        }
+    int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+    if (rc != SQLITE_OK) {
+        *st = NULL;
+        return store__sql_error(s, rc, "preparing a query", err);
+    }
+    return 0;
+}
+
+void store__release(store *s, sqlite3_stmt *st)
+{
+    if (!st)
+        return;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (s->n_cached == STORE_STMT_CACHE) {   /* drop the oldest */
+        sqlite3_finalize(s->cached[0]);
+        memmove(s->cached, s->cached + 1, (STORE_STMT_CACHE - 1) * sizeof *s->cached);
+        s->n_cached--;
+    }
+    s->cached[s->n_cached++] = st;
+}
+
 /* Copy a text column; NULL stays NULL.  LODE_ENOMEM on failure. */
 int store__col_dup(sqlite3_stmt *st, int i, char **out)
 {
@@ -831,6 +866,9 @@ void store_close(store *s)
     if (!s)
         return;
     colls_clear(s);
+    store__term_cache_free(s);
+    for (int i = 0; i < s->n_cached; i++)
+        sqlite3_finalize(s->cached[i]);
     if (s->db)
         sqlite3_close_v2(s->db);
     free(s->path);

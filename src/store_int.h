@@ -38,6 +38,8 @@ typedef struct coll {
     vecset vs;
 } coll;
 
+#define STORE_STMT_CACHE 16
+
 struct store {
     sqlite3 *db;
     char *path;
@@ -50,6 +52,9 @@ struct store {
     int schema_version;         /* the file's, after any upgrade */
     int fail_countdown;         /* test hook, see store_debug_fail_write */
     bool fault_fired;
+    struct store__term_cache *term_cache;  /* store_keyword.c; may be NULL */
+    sqlite3_stmt *cached[STORE_STMT_CACHE];  /* store__prepare_cached */
+    int n_cached;
 };
 
 /* ---- SQLite helpers (store.c) ----------------------------------------- */
@@ -64,12 +69,21 @@ int store__exec_write(store *s, const char *sql);
 /* Roll back the open transaction, if any. */
 void store__rollback(store *s);
 int store__prepare(store *s, const char *sql, sqlite3_stmt **st, lode_error *err);
+/* The same from a small cache of prepared statements (the searches'
+ * per-query statements); give it back with store__release, not
+ * sqlite3_finalize. */
+int store__prepare_cached(store *s, const char *sql, sqlite3_stmt **st,
+                          lode_error *err);
+void store__release(store *s, sqlite3_stmt *st);
 /* Copy a text column; NULL stays NULL.  LODE_ENOMEM on failure. */
 int store__col_dup(sqlite3_stmt *st, int i, char **out);
 /* n floats as the little-endian bytes of a vectors.vector BLOB. */
 void store__floats_to_le(const float *v, int n, unsigned char *out);
 /* Size of a file, -1 when it cannot be read. */
 off_t store__file_size(const char *path);
+
+/* Free the keyword retriever's cache of term counts (store_keyword.c). */
+void store__term_cache_free(store *s);
 
 /* ---- collections in memory (store.c) ---------------------------------- */
 

@@ -10,7 +10,7 @@
  *   1. count each term's rows (a doclist walk, cheap);
  *   2. search only the rows that hold one of the rarest terms (R: the
  *      rarest quoted phrase or identifier first, then the rarest terms
- *      while their rows add up to KEYWORD_ROW_BUDGET, at least one term),
+ *      while their rows add up to the budget, at least one term),
  *      scoring each with every term of the query (lode_bm25 below);
  *   3. when that finds fewer than `limit` allowed rows, widen R (to four
  *      times its rows) and search again, up to every term: so k results
@@ -52,7 +52,11 @@
 #define KEYWORD_TITLE_WEIGHT 2.0
 #define KEYWORD_K1 1.2
 #define KEYWORD_B 0.75
-#define KEYWORD_ROW_BUDGET 4000
+/* The rows the rarest terms may bring (step 2 above): a 25th of the
+ * index, within [256, 4000] (see the measurements above). */
+#define KEYWORD_BUDGET_SHARE 25
+#define KEYWORD_BUDGET_MIN 256
+#define KEYWORD_BUDGET_MAX 4000
 
 /* Column weights: text, title, heading, collection. */
 static const double column_weight[4] = {1.0, KEYWORD_TITLE_WEIGHT, 1.0, 0.0};
@@ -186,12 +190,66 @@ static int by_rows(const void *pa, const void *pb)
          : a->term < b->term ? -1 : a->term > b->term;
 }
 
+/* ---- term counts, cached ---------------------------------------------- */
+
+/* Counting a term's rows walks its whole doclist, and the common terms,
+ * whose lists are longest, are the ones most queries share: on the
+ * man-page questions at 10k chunks the counts were a third of a keyword
+ * search.  So the counts are kept in a small direct-mapped table, valid
+ * while the file is unchanged: by this connection (total_changes) and by
+ * any other (data_version, which store__refresh has just read). */
+#define TERM_CACHE_SLOTS 1024
+
+typedef struct term_slot {
+    uint64_t hash;
+    char *expr;                 /* the FTS5 expression counted, or NULL */
+    int64_t rows;
+} term_slot;
+
+struct store__term_cache {
+    int64_t data_version, total_changes;
+    term_slot slot[TERM_CACHE_SLOTS];
+};
+
+void store__term_cache_free(store *s)
+{
+    if (!s->term_cache)
+        return;
+    for (size_t i = 0; i < TERM_CACHE_SLOTS; i++)
+        free(s->term_cache->slot[i].expr);
+    free(s->term_cache);
+    s->term_cache = NULL;
+}
+
+/* The cache, emptied when the file changed; NULL without memory (then
+ * every count is read). */
+static struct store__term_cache *term_cache(store *s)
+{
+    int64_t changes = sqlite3_total_changes64(s->db);
+    struct store__term_cache *tc = s->term_cache;
+    if (tc && (tc->data_version != s->data_version || tc->total_changes != changes))
+        store__term_cache_free(s);
+    if (!s->term_cache && (s->term_cache = calloc(1, sizeof *s->term_cache))) {
+        s->term_cache->data_version = s->data_version;
+        s->term_cache->total_changes = changes;
+    }
+    return s->term_cache;
+}
+
+static uint64_t fnv1a(const char *p)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    return h;
+}
+
 static int count_rows(store *s, const keyword_query *kq, term_count *counts,
                       lode_error *err)
 {
-    sqlite3_stmt *st;
-    int rc = store__prepare(s, "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?",
-                            &st, err);
+    sqlite3_stmt *st = NULL;
+    struct store__term_cache *tc = term_cache(s);
+    int rc = 0;
     for (size_t i = 0; !rc && i < kq->n_terms; i++) {
         sbuf expr = {0};
         sbuf_printf(&expr, "{text title heading} : %s", kq->terms[i].fts);
@@ -201,6 +259,18 @@ static int count_rows(store *s, const keyword_query *kq, term_count *counts,
             rc = lode_error_set(err, LODE_ENOMEM, "out of memory searching");
             break;
         }
+        uint64_t h = fnv1a(text);
+        term_slot *slot = tc ? &tc->slot[h % TERM_CACHE_SLOTS] : NULL;
+        if (slot && slot->expr && slot->hash == h && strcmp(slot->expr, text) == 0) {
+            counts[i] = (term_count){i, slot->rows};
+            free(text);
+            continue;
+        }
+        if (!st && (rc = store__prepare_cached(s, "SELECT count(*) FROM chunks_fts "
+                                                  "WHERE chunks_fts MATCH ?", &st, err))) {
+            free(text);
+            break;
+        }
         sqlite3_reset(st);
         sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
         int src = sqlite3_step(st);
@@ -208,27 +278,28 @@ static int count_rows(store *s, const keyword_query *kq, term_count *counts,
         if (src != SQLITE_ROW)
             rc = store__sql_error(s, src, "counting a term's rows", err);
         sqlite3_reset(st);
-        free(text);
+        if (!rc && slot) {          /* the slot takes the expression */
+            free(slot->expr);
+            *slot = (term_slot){h, text, counts[i].rows};
+        } else {
+            free(text);
+        }
     }
-    sqlite3_finalize(st);
+    store__release(s, st);
     return rc;
 }
 
 /* The SQL of one pass: every term scored, the rows restricted to those
  * holding a term of R (unless R is every term) and to the collection. */
 static char *pass_sql(const store *s, const coll *c, const keyword_query *kq,
-                      const term_count *counts, const bool *in_r, bool all,
-                      bool limited, char **match)
+                      const bool *in_r, bool all, bool limited, char **match)
 {
     sbuf sql = {0}, m = {0};
+    /* the terms' row counts are bound to ?4... (run_pass), so the SQL
+     * depends only on the number of terms and stays prepared */
     sbuf_puts(&sql, "SELECT rowid, lode_bm25(chunks_fts");
-    for (size_t i = 0; i < kq->n_terms; i++) {
-        int64_t rows = 0;
-        for (size_t j = 0; j < kq->n_terms; j++)
-            if (counts[j].term == i)
-                rows = counts[j].rows;
-        sbuf_printf(&sql, ", %lld", (long long)rows);
-    }
+    for (size_t i = 0; i < kq->n_terms; i++)
+        sbuf_printf(&sql, ", ?%zu", i + 4);
     sbuf_puts(&sql, ") AS score, ");
     sbuf_puts(&sql, kq->required ? "rowid IN (SELECT rowid FROM chunks_fts WHERE "
                                    "chunks_fts MATCH ?2) AS tier" : "0 AS tier");
@@ -259,14 +330,17 @@ static char *pass_sql(const store *s, const coll *c, const keyword_query *kq,
 /* One pass: up to limit allowed rows, best first.  *first_tier0 is the
  * index of the first row not matching every required term (n if none). */
 static int run_pass(store *s, const char *sql, const char *match, const char *required,
+                    const term_count *counts, size_t n_terms,
                     const idset *allowed, size_t limit, store__keyword_hit *out,
                     size_t *n_out, size_t *first_tier0, lode_error *err)
 {
     sqlite3_stmt *st;
-    int rc = store__prepare(s, sql, &st, err);
+    int rc = store__prepare_cached(s, sql, &st, err);
     if (rc)
         return rc;
     sqlite3_bind_text(st, 1, match, -1, SQLITE_STATIC);
+    for (size_t i = 0; i < n_terms; i++)
+        sqlite3_bind_int64(st, (int)(4 + counts[i].term), counts[i].rows);
     if (required)
         sqlite3_bind_text(st, 2, required, -1, SQLITE_STATIC);
     if (!allowed)
@@ -287,11 +361,20 @@ static int run_pass(store *s, const char *sql, const char *match, const char *re
     }
     if (n < limit && src != SQLITE_DONE)
         rc = store__sql_error(s, src, "searching the keyword index", err);
-    sqlite3_finalize(st);
+    store__release(s, st);
     if (*first_tier0 == SIZE_MAX)
         *first_tier0 = n;
     *n_out = n;
     return rc;
+}
+
+/* Chunks in the keyword index: those of every collection. */
+static size_t indexed_chunks(const store *s)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->n_colls; i++)
+        n += s->colls[i]->vs.count;
+    return n;
 }
 
 int store__keyword_search(store *s, const coll *c, const keyword_query *kq,
@@ -330,6 +413,9 @@ int store__keyword_search(store *s, const coll *c, const keyword_query *kq,
     qsort(counts, nt, sizeof *counts, by_rows);
 
     /* R: the rarest required term, then the rarest terms within budget. */
+    int64_t budget = (int64_t)(indexed_chunks(s) / KEYWORD_BUDGET_SHARE);
+    budget = budget < KEYWORD_BUDGET_MIN ? KEYWORD_BUDGET_MIN
+           : budget > KEYWORD_BUDGET_MAX ? KEYWORD_BUDGET_MAX : budget;
     int64_t in_r_rows = 0;
     size_t n_r = 0;
     for (size_t i = 0; i < nt && kq->required; i++)
@@ -340,7 +426,7 @@ int store__keyword_search(store *s, const coll *c, const keyword_query *kq,
             break;
         }
     for (size_t i = 0; i < nt; i++)
-        if (!in_r[counts[i].term] && (n_r == 0 || in_r_rows + counts[i].rows <= KEYWORD_ROW_BUDGET)) {
+        if (!in_r[counts[i].term] && (n_r == 0 || in_r_rows + counts[i].rows <= budget)) {
             in_r[counts[i].term] = true;
             in_r_rows += counts[i].rows;
             n_r++;
@@ -348,14 +434,14 @@ int store__keyword_search(store *s, const coll *c, const keyword_query *kq,
     size_t n = 0, first_tier0 = 0;
     for (;;) {
         bool all = n_r == nt;
-        char *match = NULL, *sql = pass_sql(s, c, kq, counts, in_r, all, !allow, &match);
+        char *match = NULL, *sql = pass_sql(s, c, kq, in_r, all, !allow, &match);
         if (!sql || !match) {
             free(sql);
             free(match);
             rc = lode_error_set(err, LODE_ENOMEM, "out of memory searching");
             goto out;
         }
-        rc = run_pass(s, sql, match, req, allow ? &allowed : NULL, limit, out, &n,
+        rc = run_pass(s, sql, match, req, counts, nt, allow ? &allowed : NULL, limit, out, &n,
                       &first_tier0, err);
         free(sql);
         free(match);

@@ -175,7 +175,7 @@ static int read_rows(store *s, const ranked *rk, size_t n_rk, store_result *res,
 {
     *n_out = 0;
     sqlite3_stmt *st;
-    int rc = store__prepare(s, store__has_pages(s)
+    int rc = store__prepare_cached(s, store__has_pages(s)
                                ? "SELECT c.ordinal, c.char_start, c.char_end, c.text, "
                                  "c.heading, d.id, d.source, d.title, d.external_id, "
                                  "c.page_start, c.page_end "
@@ -220,7 +220,7 @@ static int read_rows(store *s, const ranked *rk, size_t n_rk, store_result *res,
             break;
         }
     }
-    sqlite3_finalize(st);
+    store__release(s, st);
     *n_out = n;
     return rc;
 }

@@ -1294,6 +1294,67 @@ static int group_of(const store_result *r)
     return r->source ? atoi(r->source + 3) % 4 : -1;
 }
 
+/* The keyword side's cached term counts never outlive a change: after
+ * writes through this handle and through another one, BM25 scores equal
+ * those of a handle opened afresh. */
+static float keyword_top(store *s, const char *text, size_t *n_out)
+{
+    store_query query = {.collection = "k", .model_id = MODEL, .k = 10,
+                         .mode = STORE_MODE_KEYWORD, .text = text};
+    store_result *res = NULL;
+    size_t n = 0;
+    lode_error err = {0};
+    CHECK(store_search(s, &query, &res, &n, &err) == 0, "keyword search: %s", err.message);
+    float top = n ? res[0].keyword_score : -1;
+    store_results_free(res, n);
+    *n_out = n;
+    return top;
+}
+
+static void test_keyword_cache(void)
+{
+    const char *path = path_in("kcache.db");
+    store *s = open_store(path, false);
+    lode_error err = {0};
+    store_create_collection(s, "k", MODEL, DIM, STORE_COSINE, &err);
+    test_doc *d = malloc(sizeof *d);
+    for (int i = 0; i < 12; i++) {
+        char src[16];
+        snprintf(src, sizeof src, "f%d", i);
+        make_doc(d, src, NULL, 1, NULL);
+        snprintf(d->texts[0], sizeof d->texts[0], i < 2 ? "zephyr wind %d" : "calm day %d", i);
+        CHECK(store_add_document(s, "k", &d->in, NULL, &err) == 0, "add: %s", err.message);
+    }
+    size_t n, nf;
+    float before = keyword_top(s, "zephyr", &n);
+    CHECK(n == 2, "two zephyr chunks");
+    for (int step = 0; step < 3; step++) {
+        char src[16];
+        snprintf(src, sizeof src, "z%d", step);
+        make_doc(d, src, NULL, 1, NULL);
+        snprintf(d->texts[0], sizeof d->texts[0], "zephyr again %d", step);
+        store *writer = step == 1 ? open_store(path, false) : s;  /* another connection */
+        if (step < 2) {
+            CHECK(store_add_document(writer, "k", &d->in, NULL, &err) == 0, "add z: %s", err.message);
+        } else {
+            int64_t n_del = 0;
+            CHECK(store_delete_where(writer, "k", "{\"source\": \"z0\"}", &n_del, &err) == 0 &&
+                  n_del == 1, "delete z0: %s", err.message);
+        }
+        if (writer != s)
+            store_close(writer);
+        float cached = keyword_top(s, "zephyr", &n);
+        store *fresh = open_store(path, true);
+        float want = keyword_top(fresh, "zephyr", &nf);
+        store_close(fresh);
+        CHECK(n == nf && n == (size_t)(step < 2 ? 3 + step : 3) && fabsf(cached - want) < 1e-6f,
+              "step %d: %zu results, score %g (fresh handle: %zu, %g)", step, n, cached, nf, want);
+        CHECK(fabsf(cached - before) > 1e-6f, "step %d: the score moved with the counts", step);
+    }
+    free(d);
+    store_close(s);
+}
+
 static void test_search_modes(void)
 {
     const char *path = path_in("modes.db");
@@ -1538,7 +1599,7 @@ int main(void)
         {"two handles", test_two_handles}, {"bad files", test_bad_files},
         {"read-only", test_read_only}, {"full disk", test_full_disk},
         {"open time", test_open_time}, {"migration", test_migration},
-        {"search modes", test_search_modes},
+        {"search modes", test_search_modes}, {"keyword cache", test_keyword_cache},
     };
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
         struct timespec t0, t1;
