@@ -18,6 +18,13 @@ drawn from a fixed pool and deleted again, so the index neither grows nor
 shrinks over the run; RSS growth then means memory that is not given back,
 not more data.
 
+Before the load, one embeddings request of 40 texts of about 256 tokens
+(10,240 tokens, more than a forward pass takes) grows the encoder's
+scratch memory to its full token budget, as bench/http.sh does: the
+scratch grows to the largest batch seen and is kept, so without it a
+step whenever a bigger batch happens to form would look like a leak
+(--no-prime to see that).
+
 Every --sample-seconds (60) the clients are paused until no request is in
 flight, and the server's VmRSS, VmHWM, thread count and open descriptors
 (/proc/PID/status, /proc/PID/fd) are read: a quiet moment, so an
@@ -361,6 +368,14 @@ def write_report(args, result):
     for kind, r in sorted(result["routes"].items()):
         lines.append("| %s | %d | %.1f | %.1f |" %
                      (kind, r["requests"], r["p50_ms"], r["p99_ms"]))
+    if result.get("prime"):
+        p = result["prime"]
+        lines += ["", "Primed with one embeddings request of %d tokens: RSS "
+                  "%.2f -> %.2f MB." % (p["tokens"], p["rss_before_kb"] / 1024,
+                                        p["rss_after_kb"] / 1024)]
+    else:
+        lines += ["", "Not primed (--no-prime): the encoder scratch grows "
+                  "whenever a larger batch than before forms."]
     lines += ["", "Status codes: " + ", ".join(
         "%s: %d" % kv for kv in sorted(result["status"].items())), "",
         "| minute | RSS MB | anon MB | file MB | peak RSS MB | threads "
@@ -397,6 +412,8 @@ def main():
     ap.add_argument("--model", default=os.path.join(
         ROOT, "models", "all-MiniLM-L6-v2-q8_0.gguf"))
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
+    ap.add_argument("--no-prime", action="store_true",
+                    help="skip the request that grows the encoder scratch")
     ap.add_argument("--suffix", default="",
                     help="appended to the result files' names")
     args = ap.parse_args()
@@ -409,6 +426,19 @@ def main():
     samples = []
     print("soak: server pid %d at %s, %s minutes" %
           (proc.pid, url, args.minutes), flush=True)
+    prime = None
+    if not args.no_prime:
+        rng = random.Random(7)
+        before = read_proc(proc.pid)["VmRSS"]
+        r = requests.post(url + "/v1/embeddings", timeout=300, json={
+            "input": [text(rng, 300) for _ in range(40)]})
+        r.raise_for_status()
+        prime = {"rss_before_kb": before,
+                 "rss_after_kb": read_proc(proc.pid)["VmRSS"],
+                 "tokens": r.json()["usage"]["prompt_tokens"]}
+        print("soak: primed with %d tokens: rss %.2f -> %.2f MB" %
+              (prime["tokens"], before / 1024,
+               prime["rss_after_kb"] / 1024), flush=True)
     threads = [threading.Thread(target=load.client, args=(i,), daemon=True)
                for i in range(args.clients)]
     t0 = time.time()
@@ -479,6 +509,7 @@ def main():
         "non_2xx": non2xx, "5xx": n5xx, "exceptions": stats.exceptions,
         "routes": routes, "status": stats.status,
         "failures": stats.failures, "samples": samples, "verdict": v,
+        "prime": prime,
         "server_log_tail": open(log.name).read()[-2000:]}
     stem = write_report(args, result)
     shutil.rmtree(tmp, ignore_errors=True)
