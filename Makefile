@@ -26,8 +26,9 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c))
 LIB_OBJ := $(LIB_SRC:src/%.c=$(BUILD)/%.o) $(BUILD)/web_assets.o
-# The web page (web/*) is compiled in as byte arrays (src/web.h).
-WEB_FILES := $(sort $(wildcard web/*))
+# The web page (web/*) and the OpenAPI document are compiled in as byte
+# arrays (src/web.h).
+WEB_FILES := $(sort $(wildcard web/*)) docs/openapi.json
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 DEPS_OK := $(BUILD)/.deps-ok

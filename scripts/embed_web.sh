@@ -2,7 +2,8 @@
 # embed_web.sh OUT.c FILE... - turn the web page's files (web/) into a C
 # source of byte arrays that the binary serves (src/web.h), so the
 # executable alone is the deployment.  Run by the Makefile whenever a file
-# of web/ changes.
+# of web/ changes.  The API's OpenAPI document (docs/openapi.json) is
+# embedded the same way and served at /openapi.json.
 #
 # Each FILE is served at "/" + its name, web/index.html at "/".  Its
 # Content-Type comes from the extension (an unknown one is an error, so no
@@ -44,6 +45,7 @@ tmp="$out.tmp"
         *.svg) type="image/svg+xml" ;;
         *.png) type="image/png" ;;
         *.txt) type="text/plain; charset=utf-8" ;;
+        *.json) type="application/json" ;;
         *)
             echo "embed_web.sh: no Content-Type known for $f" >&2
             exit 1 ;;

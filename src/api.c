@@ -22,6 +22,8 @@ const http_route api_routes[] = {
     {"GET", "/app.js", api_web, "/app.js", 0, API_PUBLIC},
     {"GET", "/app.css", api_web, "/app.css", 0, API_PUBLIC},
     {"GET", "/favicon.svg", api_web, "/favicon.svg", 0, API_PUBLIC},
+    /* the API's OpenAPI document (docs/openapi.json), embedded the same way */
+    {"GET", "/openapi.json", api_web, "/openapi.json", 0, API_PUBLIC},
     {"GET", "/health", api_health, "/health", 0, API_PUBLIC},
     {"GET", "/model-status", api_model_status, "/model-status", 0, API_READ},
     {"GET", "/memory-status", api_memory_status, "/memory-status", 0,

@@ -1,6 +1,8 @@
 /* web.h - the web page of `lode serve`: HTML, CSS and JavaScript from
  * web/, embedded into the executable at build time (scripts/embed_web.sh
- * writes build/web_assets.c), served at GET / and /NAME.
+ * writes build/web_assets.c), served at GET / and /NAME.  The API's
+ * OpenAPI document (docs/openapi.json) is one of these files too, served
+ * at /openapi.json with the same headers.
  *
  * Every answer carries a strong ETag (a conditional GET with
  * If-None-Match gets 304), Cache-Control: no-cache (the names are not
