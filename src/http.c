@@ -3,7 +3,9 @@
  * libmicrohttpd calls on_request() several times per request: first with
  * the headers (we route and refuse early: 404, 405, 413 by Content-Length,
  * 415, the check hook), then once per piece of body (appended, capped),
- * then with no data (we call the handler).  A suspended request is
+ * then with no data (we call the handler).  An early answer to a request
+ * with a body is held until that body has been read and dropped (up to
+ * drain_limit), so the client reads it instead of a connection reset.  A suspended request is
  * resumed by libmicrohttpd calling on_request() again with no data; the
  * handler runs again and finds its state.  on_completed() runs once per
  * request, whatever happened, and is the one place request memory is
@@ -76,6 +78,9 @@ struct http_request {
     int body_error;              /* 413 or 500 found while reading the
                                     body, answered once it is all in */
     size_t discarded;            /* body bytes dropped after body_error */
+    bool defer;                  /* a body is coming: keep an early answer
+                                    until it has been read (drain) */
+    struct MHD_Response *deferred;  /* that answer, not yet queued */
     bool suspended;
     int fd;                      /* the connection's socket */
     struct timespec start;
@@ -350,6 +355,11 @@ static void respond_owned(http_request *req, int status,
         MHD_add_response_header(r, req->headers[i].name, req->headers[i].value);
     if (atomic_load(&req->srv->quiesced))
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (req->defer) {   /* answered before the body: sent once it is read */
+        req->deferred = r;
+        req->status = status;
+        return;
+    }
     if (MHD_queue_response(req->conn, (unsigned)status, r) == MHD_YES)
         req->status = status;
     else
@@ -637,6 +647,25 @@ static bool route_request(http_request *req)
     return false;
 }
 
+/* How much of a body is read and dropped after an early answer or an
+ * oversized body before the connection is closed instead: enough for
+ * any client that simply sends what it has, bounded so that a client
+ * cannot keep a thread reading forever (the body timeout bounds the
+ * time).  nginx's lingering close does the same. */
+#define HTTP_DRAIN_FLOOR ((size_t)64 << 20)
+static size_t drain_limit(const http_server *srv)
+{
+    size_t four = srv->cfg.max_body > SIZE_MAX / 8 ? SIZE_MAX / 2 : 4 * srv->cfg.max_body;
+    return four > HTTP_DRAIN_FLOOR ? four : HTTP_DRAIN_FLOOR;
+}
+
+/* The time a body may take: the body timeout, or a minute without one. */
+static bool body_too_slow(http_request *req)
+{
+    int t = req->srv->cfg.body_timeout_s > 0 ? req->srv->cfg.body_timeout_s : 60;
+    return http_elapsed(req) > t;
+}
+
 /* First call: create the request, route it and refuse what we can before
  * any body is read. */
 static http_request *begin_request(http_server *srv,
@@ -663,11 +692,24 @@ static http_request *begin_request(http_server *srv,
                            "out of memory");
         return req;
     }
+    /* An answer given before the body has been read waits for it (the
+     * body is read and dropped, up to drain_limit): closing a socket with
+     * unread data makes the kernel reset the connection, and a client
+     * that sends its whole body before reading (urllib, most scripts)
+     * then sees "connection reset" instead of the answer.  Not when the
+     * client waits for "100 Continue": it sends no body after an early
+     * answer, nor when the body announced is beyond what we would read. */
+    const char *cl = http_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *te = http_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    const char *expect = http_header(req, MHD_HTTP_HEADER_EXPECT);
+    unsigned long long declared = cl ? strtoull(cl, NULL, 10) : 0;
+    req->defer = (declared > 0 || (te && strcasestr(te, "chunked"))) &&
+                 !(expect && strcasecmp(expect, "100-continue") == 0) &&
+                 declared <= drain_limit(srv);
     if (!route_request(req))
         return req;
     const http_route *route = &srv->cfg.routes[req->route];
-    const char *cl = http_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (cl && strtoull(cl, NULL, 10) > srv->cfg.max_body) {
+    if (cl && declared > srv->cfg.max_body) {
         http_respond_error(req, 413, "invalid_request_error",
                            "request_too_large",
                            "the request body is %s bytes; the limit is %zu",
@@ -735,9 +777,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         return MHD_YES;
     }
     if (req->status) {          /* refused early: drop what still comes */
-        *upload_size = 0;
+        if (*upload_size) {
+            req->discarded += *upload_size;
+            *upload_size = 0;
+            /* past the bounds: close (the client may see a reset) */
+            return req->discarded > drain_limit(srv) || body_too_slow(req) ? MHD_NO : MHD_YES;
+        }
+        if (req->deferred) {    /* the body is in: now the answer */
+            if (MHD_queue_response(conn, (unsigned)req->status, req->deferred) != MHD_YES)
+                req->status = 500;
+            MHD_destroy_response(req->deferred);
+            req->deferred = NULL;
+        }
         return MHD_YES;
     }
+    req->defer = false;         /* from here on, answers go out at once */
     if (*upload_size) {
         size_t n = *upload_size;
         *upload_size = 0;
@@ -750,9 +804,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         }
         if (req->body_error) {
             req->discarded += n;
-            /* read and drop a modest excess to answer 413 properly; close
-             * on a client that keeps on sending */
-            if (req->discarded > 4 * srv->cfg.max_body + (1 << 20)) {
+            /* read and drop what a client sends to answer 413 properly;
+             * close on one that keeps on sending */
+            if (req->discarded > drain_limit(srv)) {
                 req->status = req->body_error;
                 return MHD_NO;
             }
@@ -796,6 +850,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
         srv->cfg.done(srv->cfg.app, req->route >= 0 ? req->route
                                                     : srv->cfg.n_routes,
                       req->status ? req->status : 499, http_elapsed(req));
+    if (req->deferred)          /* the client left before its body ended */
+        MHD_destroy_response(req->deferred);
     if (req->state_free)
         req->state_free(req->state);
     json_decref(req->json);
