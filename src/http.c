@@ -82,6 +82,7 @@ struct http_request {
                                     until it has been read (drain) */
     struct MHD_Response *deferred;  /* that answer, not yet queued */
     bool suspended;
+    char id[HTTP_REQUEST_ID_MAX + 1];  /* X-Request-Id, on every answer */
     int fd;                      /* the connection's socket */
     struct timespec start;
 };
@@ -335,6 +336,56 @@ void http_add_header(http_request *req, const char *name, const char *value)
     req->n_headers++;
 }
 
+/* What every answer carries: the handler's headers, the request id,
+ * nosniff, and Connection: close once the server is stopping. */
+static void add_common_headers(http_request *req, struct MHD_Response *r)
+{
+    for (int i = 0; i < req->n_headers; i++)
+        MHD_add_response_header(r, req->headers[i].name, req->headers[i].value);
+    if (req->id[0])
+        MHD_add_response_header(r, "X-Request-Id", req->id);
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    if (atomic_load(&req->srv->quiesced))
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+}
+
+/* The client's X-Request-Id when it is a plain token (letters, digits,
+ * '.', '_', '-', at most HTTP_REQUEST_ID_MAX), else a fresh one: 16 hex
+ * digits of a per-process random start plus a counter, so ids are
+ * unique within a run and unguessable across runs. */
+static void set_request_id(http_request *req)
+{
+    static atomic_uint_fast64_t next;
+    static atomic_int seeded;
+    const char *in = http_header(req, "X-Request-Id");
+    size_t n = in ? strlen(in) : 0;
+    bool ok = n > 0 && n <= HTTP_REQUEST_ID_MAX;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (in[i] >= 'a' && in[i] <= 'z') || (in[i] >= 'A' && in[i] <= 'Z') ||
+             (in[i] >= '0' && in[i] <= '9') || in[i] == '.' || in[i] == '_' ||
+             in[i] == '-';
+    if (ok) {
+        memcpy(req->id, in, n + 1);
+        return;
+    }
+    if (!atomic_exchange(&seeded, 1)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t seed = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^
+                        (uint64_t)ts.tv_sec << 20 ^ (uint64_t)getpid();
+        atomic_fetch_add(&next, seed);
+    }
+    uint64_t v = atomic_fetch_add(&next, 1);
+    v = (v ^ v >> 31) * 0xBF58476D1CE4E5B9ull;   /* splitmix64's finaliser */
+    v ^= v >> 27;
+    snprintf(req->id, sizeof req->id, "%016llx", (unsigned long long)v);
+}
+
+const char *http_request_id(const http_request *req)
+{
+    return req->id;
+}
+
 /* Queue `data` (malloc'd; ownership passes to libmicrohttpd). */
 static void respond_owned(http_request *req, int status,
                           const char *content_type, char *data, size_t len)
@@ -351,10 +402,7 @@ static void respond_owned(http_request *req, int status,
         return;
     }
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-    for (int i = 0; i < req->n_headers; i++)
-        MHD_add_response_header(r, req->headers[i].name, req->headers[i].value);
-    if (atomic_load(&req->srv->quiesced))
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    add_common_headers(req, r);
     if (req->defer) {   /* answered before the body: sent once it is read */
         req->deferred = r;
         req->status = status;
@@ -409,6 +457,11 @@ void http_respond_error(http_request *req, int status, const char *type,
         m = json_string("(the message quoted text that is not UTF-8)");
     json_t *body = json_pack("{s:{s:o,s:s,s:s}}", "error", "message", m,
                              "type", type, "code", code);
+    /* a failure of the server (not load shedding) is logged, with the id
+     * the client got, so a report can be matched with the log */
+    if (status >= 500 && status != 503)
+        fprintf(stderr, "lode: %d %s %s (request %s): %s\n", status, req->method,
+                req->path ? req->path : "?", req->id, msg);
     http_respond_json(req, status, body);
 }
 
@@ -530,10 +583,7 @@ http_stream *http_respond_stream(http_request *req, int status,
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
     MHD_add_response_header(r, "X-Accel-Buffering", "no");
-    for (int i = 0; i < req->n_headers; i++)
-        MHD_add_response_header(r, req->headers[i].name, req->headers[i].value);
-    if (atomic_load(&req->srv->quiesced))
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    add_common_headers(req, r);
     bool queued = MHD_queue_response(req->conn, (unsigned)status, r) == MHD_YES;
     req->status = queued ? status : 500;
     MHD_destroy_response(r);   /* on_stream_free runs when it is done */
@@ -686,6 +736,7 @@ static http_request *begin_request(http_server *srv,
     pthread_mutex_lock(&srv->lock);
     srv->in_flight++;
     pthread_mutex_unlock(&srv->lock);
+    set_request_id(req);
     req->path = arena_strndup(req, url, strlen(url));
     if (!req->path) {
         http_respond_error(req, 500, "server_error", "out_of_memory",

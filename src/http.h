@@ -93,6 +93,11 @@ const char *http_path(const http_request *req);
 const char *http_param(const http_request *req, int i);
 /* A request header (case-insensitive name) or NULL. */
 const char *http_header(const http_request *req, const char *name);
+/* The request's id (X-Request-Id: the client's when it is a plain token
+ * of at most HTTP_REQUEST_ID_MAX characters, else made here), sent back
+ * on every answer; for log lines about the request. */
+#define HTTP_REQUEST_ID_MAX 64
+const char *http_request_id(const http_request *req);
 /* A query-string argument or NULL. */
 const char *http_query(const http_request *req, const char *name);
 const char *http_body(const http_request *req, size_t *len);

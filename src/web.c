@@ -65,8 +65,8 @@ void api_web(http_request *req, void *app)
     http_add_header(req, "ETag", w->etag);
     http_add_header(req, "Cache-Control", "no-cache");
     http_add_header(req, "Content-Security-Policy", web_csp);
-    http_add_header(req, "X-Content-Type-Options", "nosniff");
     http_add_header(req, "Referrer-Policy", "no-referrer");
+    http_add_header(req, "X-Frame-Options", "DENY");
     if (web_etag_matches(http_header(req, "If-None-Match"), w->etag)) {
         http_respond_text(req, 304, w->content_type, "", 0);
         return;
