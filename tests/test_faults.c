@@ -473,8 +473,8 @@ static int doc_state(store *s, const test_doc *d)
 }
 
 typedef struct expect {
-    const test_doc *present[N_BASE + 1];  /* must be there, complete */
-    const test_doc *absent[N_BASE + 1];   /* must not be there */
+    const test_doc *present[N_BASE + 2];  /* must be there, complete; NULL-ended */
+    const test_doc *absent[N_BASE + 2];   /* must not be there; NULL-ended */
     const char *absent_collection;        /* must not exist */
 } expect;
 
