@@ -65,6 +65,11 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/liblode.a tests/test.h | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -o $@ $< $(BUILD)/liblode.a $(LDFLAGS) $(PKG_LIBS) $(LDLIBS)
 
+# The fault-injection test fails lode's own allocations: the calls from
+# liblode.a go through the test's __wrap_ functions (tests/test_faults.c).
+$(BUILD)/tests/test_faults: LDFLAGS += \
+	-Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=strndup
+
 # The default model: all-MiniLM-L6-v2 from PyPI, and its q8_0 GGUF that
 # the CLI and server load by default.
 DEFAULT_GGUF := models/all-MiniLM-L6-v2-q8_0.gguf

@@ -703,6 +703,11 @@ static int migrate(store *s, lode_error *err)
             return store__sql_error(s, rc, "starting the schema upgrade", err);
         /* Re-read inside the write lock: another process may have done it. */
         int version = (int)query_int(s, "PRAGMA user_version", -1);
+        if (version < 0) {   /* the read failed (out of memory, I/O) */
+            store__rollback(s);
+            return lode_error_set(err, LODE_EIO, "%s: cannot read the schema version",
+                                  s->path);
+        }
         if (version >= SCHEMA_VERSION) {
             store__rollback(s);
             return 0;

@@ -53,6 +53,10 @@ int store__load_doc_recs(store *s, const coll *c, const filter *f, doc_rec **out
         }
         const char *meta = (const char *)sqlite3_column_text(st, 4);
         json_t *rec = meta ? json_loads(meta, 0, NULL) : NULL;
+        if (meta && !rec) {   /* stored metadata is valid JSON: out of memory */
+            rc = LODE_ENOMEM;
+            break;
+        }
         if (!json_is_object(rec)) {
             json_decref(rec);
             rec = json_object();
@@ -61,12 +65,18 @@ int store__load_doc_recs(store *s, const coll *c, const filter *f, doc_rec **out
             rc = LODE_ENOMEM;
             break;
         }
-        for (int i = 0; i < 3; i++) {
+        /* A field lost to a failed allocation would make the filter
+         * silently miss the document: fail instead. */
+        for (int i = 0; i < 3 && rc == 0; i++) {
             const char *v = (const char *)sqlite3_column_text(st, 1 + i);
-            if (v)
-                json_object_set_new(rec, reserved_doc_fields[i], json_string(v));
-            else
+            if (v && json_object_set_new(rec, reserved_doc_fields[i], json_string(v)))
+                rc = LODE_ENOMEM;
+            else if (!v)
                 json_object_del(rec, reserved_doc_fields[i]);
+        }
+        if (rc) {
+            json_decref(rec);
+            break;
         }
         docs[n].id = sqlite3_column_int64(st, 0);
         docs[n].rec = rec;
