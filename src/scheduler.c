@@ -492,7 +492,11 @@ void sched_submit(sched *s, sched_job *job)
     job->tok_lens = NULL;
     job->tokenized = 0;
     pthread_mutex_lock(&s->lock);
-    if (s->stopped) {  /* no worker any more: fail it here */
+    /* Stopping: fail it here.  The worker may already have left (it
+     * does once the queue is empty) while sched_stop has not yet marked
+     * the scheduler stopped, and a job queued then would never finish:
+     * its request would stay suspended through the shutdown. */
+    if (s->stopping || s->stopped) {
         pthread_mutex_unlock(&s->lock);
         job_fail(job, LODE_EBUSY, "the server is shutting down");
         job->done(job, job->ctx);

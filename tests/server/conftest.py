@@ -112,7 +112,7 @@ class Server:
             self.proc.wait()
             raise AssertionError("server did not stop on SIGTERM: " +
                                  self.stderr)
-        self.reader.join(5)
+        self.reader.join(timeout)  # the whole of stderr is read
         return rc
 
 
@@ -162,6 +162,23 @@ def llm():
     s = LLMServer()
     yield s
     s.close()
+
+
+def wait_for(predicate, timeout=TIMEOUT, what=None):
+    """Polls predicate() until it returns a true value, which is returned;
+    after `timeout` seconds fails the test naming `what` (or the last
+    value).  Tests wait for the condition they assert with this, never for
+    a fixed time: a loaded machine only makes them slower."""
+    end = time.monotonic() + timeout
+    while True:
+        last = predicate()
+        if last:
+            return last
+        if time.monotonic() > end:
+            raise AssertionError("timed out after %gs waiting for %s (last: "
+                                 "%r)" % (timeout, what or "the condition",
+                                          last))
+        time.sleep(0.02)
 
 
 def lode_embed(texts):

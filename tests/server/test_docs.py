@@ -8,23 +8,11 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 
-from conftest import ROOT, TIMEOUT
+from conftest import ROOT, TIMEOUT, wait_for
 
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 import make_fixtures  # noqa: E402
-
-
-def wait_for(what, cond, timeout=TIMEOUT):
-    end = time.time() + timeout
-    last = None
-    while time.time() < end:
-        last = cond()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def search(s, query, k=5):
@@ -49,7 +37,7 @@ def test_watch_and_pages(make_server, tmp_path):
     shutil.copy(fx / "paged.pdf", watched / "paged.pdf")
     s = make_server("--watch", str(watched), "--watch-rescan", "3600")
     pdf = str(watched / "paged.pdf")
-    wait_for("the PDF indexed", lambda: pdf in sources(s))
+    wait_for(lambda: pdf in sources(s), what="the PDF indexed")
 
     # Page numbers in search results ...
     top = search(s, "zebra firmware package before the first start")[0]
@@ -72,7 +60,7 @@ def test_watch_and_pages(make_server, tmp_path):
     # A file added while it runs: a Word file, without pages.
     docx = str(watched / "handbook.docx")
     shutil.copy(fx / "handbook.docx", docx)
-    wait_for("the DOCX indexed", lambda: docx in sources(s))
+    wait_for(lambda: docx in sources(s), what="the DOCX indexed")
     hit = [x for x in search(s, "zebra firmware package", 10)
            if x["source"] == docx][0]
     assert "page_start" not in hit and hit["heading"] == "Install > Linux"
@@ -88,15 +76,15 @@ def test_watch_and_pages(make_server, tmp_path):
         res = search(s, "quokka driver", 3)
         return res and res[0]["source"] == docx and \
             "quokka driver" in res[0]["text"]
-    wait_for("the changed DOCX re-indexed", changed)
+    wait_for(changed, what="the changed DOCX re-indexed")
     assert not any("zebra" in x["text"] for x in search(s, "zebra", 20)
                    if x["source"] == docx)
 
     # Removed.
     os.remove(docx)
-    wait_for("the DOCX removed", lambda: docx not in sources(s))
+    wait_for(lambda: docx not in sources(s), what="the DOCX removed")
     assert pdf in sources(s)
-    assert "watch:" in s.stderr
+    wait_for(lambda: "watch:" in s.stderr, what="the watcher's log line")
 
 
 def test_upload_pdf_and_docx(make_server, tmp_path):

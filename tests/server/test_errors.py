@@ -104,13 +104,13 @@ def test_slow_clients_do_not_block_others(make_server):
         assert s.get("/health").status_code == 200
         assert s.post(EMB, {"input": "busy?"}).status_code == 200
     assert time.time() - t0 < 5
-    # an idle half-sent request is closed after the timeout
-    time.sleep(3.5)
+    # an idle half-sent request is closed after the timeout (each recv
+    # waits for that, up to a bound far above the 2 s)
     for c in slow:
-        c.settimeout(5)
+        c.settimeout(TIMEOUT)
         try:
             data = c.recv(100)
-        except (ConnectionResetError, socket.timeout):
+        except ConnectionResetError:
             data = b""
         assert data == b"" or data.startswith(b"HTTP/1.1 4"), data
         c.close()

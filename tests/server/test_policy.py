@@ -6,7 +6,7 @@ import time
 import pytest
 import requests
 
-from conftest import SLOW, TIMEOUT, assert_error
+from conftest import SLOW, TIMEOUT, assert_error, wait_for
 
 AUTH = lambda key: {"Authorization": "Bearer " + key}  # noqa: E731
 
@@ -64,7 +64,7 @@ def test_no_key_on_network_address_refuses_writes(make_server):
     assert_error(s.post("/collections/kb/documents", {"text": "x"}), 403)
     # reads work
     assert s.post("/v1/embeddings", {"input": "x"}).status_code == 200
-    assert "LODE_API_KEY" in s.stderr
+    wait_for(lambda: "LODE_API_KEY" in s.stderr, what="the warning")
     k = make_server(host="0.0.0.0", env={"LODE_API_KEY": "k"})
     assert k.post("/collections", {"name": "kb"},
                   headers=AUTH("k")).status_code == 201
@@ -151,7 +151,7 @@ def test_sigterm_finishes_requests_in_flight(make_server):
     for r in answered:
         assert r.status_code == 200, r.text
     assert s.proc.wait(TIMEOUT * 2) == 0
-    assert "stopped" in s.stderr
+    wait_for(lambda: "stopped" in s.stderr, what="the last log line")
     with pytest.raises(requests.ConnectionError):
         requests.get(s.url + "/health", timeout=2)
     # every acknowledged write is in the database, whole
