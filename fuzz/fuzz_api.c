@@ -42,7 +42,9 @@
 
 #include "api.h"
 #include "fuzz.h"
+#include "guard.h"
 #include "scheduler.h"
+#include "server.h"
 #include "webhook.h"
 
 /* ---- libmicrohttpd, stubbed ------------------------------------------ */
@@ -185,26 +187,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     api_config *c = &a.cfg;
-    c->host = "127.0.0.1";
-    c->default_collection = "docs";
-    c->max_body = 1 << 20;
-    c->max_inputs = 2048;
-    c->max_tokens = 300000;
-    c->max_documents = 256;
-    c->max_k = 100;
-    c->max_json_depth = 32;
-    c->load_wait_ms = 0;
-    c->memory_threshold = 90;
-    c->debug_memory_percent = 10;   /* never shed */
-    c->guardrails = "standard";
-    c->chat_min_score = 0.25;
-    c->chat_context_tokens = 3000;
-    c->chat_max_history = 10;
-    c->chat_max_chars = 4000;
-    c->chat_max_question_tokens = 1000;
-    c->chat_rewrite = 1;
+    server_config_defaults(c);
+    c->load_wait_ms = 0;             /* no waiting for a model that fails */
+    c->debug_memory_percent = 10;    /* never shed */
     a.loopback = true;
-    a.guard_level = 1;
+    guard_level level;
+    FUZZ_CHECK(guard_parse_level(c->guardrails, &level) == 0, "guardrails");
+    a.guard_level = (int)level;
     a.started_ms = sched_now_ms();
     pthread_mutex_init(&a.store_lock, NULL);
     pthread_mutex_init(&a.stats_lock, NULL);

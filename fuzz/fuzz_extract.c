@@ -26,7 +26,6 @@
 #include "fuzz.h"
 #include "tokenizer.h"
 
-#define DEFAULT_VOCAB "models/all-MiniLM-L6-v2/vocab.txt"
 #define MAX_IDS 256
 
 static tok_tokenizer *tok;
@@ -40,14 +39,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    const char *path = getenv("LODE_FUZZ_VOCAB");
-    if (!path || !path[0])
-        path = DEFAULT_VOCAB;
-    tok_options o = {1, -1, 1, 1};
+    tok_options o = {1, -1, 1, 1};   /* all-MiniLM-L6-v2's */
     lode_error err = {0};
-    if (tok_load_vocab_txt(path, &o, &tok, &err)) {
-        fprintf(stderr, "fuzz_extract: %s\n(run from the repository root "
-                "after `make model`, or set LODE_FUZZ_VOCAB)\n", err.message);
+    if (tok_load_vocab_txt(fuzz_vocab_path(), &o, &tok, &err)) {
+        fprintf(stderr, "fuzz_extract: %s\n" FUZZ_VOCAB_HINT "\n",
+                err.message);
         exit(1);
     }
     return 0;
