@@ -150,12 +150,10 @@ FUZZ_CFLAGS  := -std=c11 -Wall -Wextra -g -O1 -D_GNU_SOURCE -pthread \
 	-fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=undefined
 FUZZ_BIN     := $(patsubst fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard fuzz/fuzz_*.c))
-# Only the modules the targets reach (the GGUF model loader pulls in the
-# forward pass), so work in progress elsewhere cannot break the fuzz build.
-FUZZ_SRC     := err mapfile gguf safetensors tokenizer gguf_model hf bert \
-	kernels kernels_avx2 kernels_avx512 pool chunk extract extract_text \
-	extract_office extract_pdf subproc multipart keyword sbuf
-FUZZ_OBJ     := $(FUZZ_SRC:%=$(FUZZ_BUILD)/obj/%.o)
+# Every module but main.c: the webhook and API targets reach the handlers,
+# which reach the store, the scheduler and the HTTP layer.
+FUZZ_SRC     := $(filter-out main,$(patsubst src/%.c,%,$(wildcard src/*.c)))
+FUZZ_OBJ     := $(FUZZ_SRC:%=$(FUZZ_BUILD)/obj/%.o) $(FUZZ_BUILD)/obj/web_assets.o
 FUZZ_DEPS_OK := $(FUZZ_BUILD)/.deps-ok
 # fuzz_tokenizer reads the default model's vocab.txt; this fetches it.
 FUZZ_MODEL   := models/all-MiniLM-L6-v2/model.safetensors
@@ -177,6 +175,12 @@ $(FUZZ_BUILD)/obj/%.o: src/%.c | $(FUZZ_DEPS_OK)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP \
 		$(PKG_CFLAGS) -c -o $@ $<
+$(FUZZ_BUILD)/web_assets.c: scripts/embed_web.sh $(WEB_FILES)
+	@mkdir -p $(@D)
+	scripts/embed_web.sh $@ $(WEB_FILES)
+$(FUZZ_BUILD)/obj/web_assets.o: $(FUZZ_BUILD)/web_assets.c | $(FUZZ_DEPS_OK)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Isrc -c -o $@ $<
 $(FUZZ_BUILD)/liblode.a: $(FUZZ_OBJ)
 	$(AR) rcs $@ $^
 $(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $(FUZZ_BUILD)/liblode.a

@@ -45,6 +45,18 @@ static inline int fuzz_inside(const void *p, size_t n, const void *base,
     return a >= lo && a - lo <= len && n <= len - (a - lo);
 }
 
+/* The vocabulary the tokenizing targets load: the default model's, or
+ * $LODE_FUZZ_VOCAB. */
+#define FUZZ_DEFAULT_VOCAB "models/all-MiniLM-L6-v2/vocab.txt"
+#define FUZZ_VOCAB_HINT \
+    "(run from the repository root after `make model`, or set LODE_FUZZ_VOCAB)"
+
+static inline const char *fuzz_vocab_path(void)
+{
+    const char *path = getenv("LODE_FUZZ_VOCAB");
+    return path && path[0] ? path : FUZZ_DEFAULT_VOCAB;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #endif

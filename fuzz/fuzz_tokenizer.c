@@ -24,8 +24,6 @@
 #include "fuzz.h"
 #include "tokenizer.h"
 
-#define DEFAULT_VOCAB "models/all-MiniLM-L6-v2/vocab.txt"
-
 static const tok_options option_sets[] = {
     /* lowercase, strip_accents, chinese_chars, clean_text */
     {1, -1, 1, 1}, /* BertTokenizerFast's defaults (all-MiniLM-L6-v2) */
@@ -44,15 +42,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    const char *path = getenv("LODE_FUZZ_VOCAB");
-    if (!path || !path[0])
-        path = DEFAULT_VOCAB;
     for (size_t i = 0; i < N_SETS; i++) {
         lode_error err = {0};
-        if (tok_load_vocab_txt(path, &option_sets[i], &toks[i], &err)) {
-            fprintf(stderr,
-                    "fuzz_tokenizer: %s\n(run from the repository root after"
-                    " `make model`, or set LODE_FUZZ_VOCAB)\n", err.message);
+        if (tok_load_vocab_txt(fuzz_vocab_path(), &option_sets[i], &toks[i],
+                               &err)) {
+            fprintf(stderr, "fuzz_tokenizer: %s\n" FUZZ_VOCAB_HINT "\n",
+                    err.message);
             exit(1);
         }
     }

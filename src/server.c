@@ -187,7 +187,7 @@ static void print_help(FILE *f)
     }
 }
 
-static void set_defaults(api_config *c)
+void server_config_defaults(api_config *c)
 {
     memset(c, 0, sizeof *c);
     c->db_path = CLI_DEFAULT_DB;
@@ -254,7 +254,7 @@ static int set_option(api_config *c, const server_opt *o, const char *value,
 
 static int parse_config(int argc, char **argv, api_config *c)
 {
-    set_defaults(c);
+    server_config_defaults(c);
     for (int i = 0; i < N_OPTIONS; i++) {
         const server_opt *o = &options[i];
         const char *env = getenv(o->env);

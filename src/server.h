@@ -10,6 +10,11 @@
  * error.  This is the one place of the server that prints. */
 int server_main(int argc, char **argv);
 
+struct api_config;
+/* The configuration before flags and environment: every limit at its
+ * default (also what fuzz/fuzz_api.c serves with). */
+void server_config_defaults(struct api_config *c);
+
 /* The usage text of `lode serve`. */
 extern const char server_usage[];
 
