@@ -70,18 +70,11 @@ WORDS = ("leave annual policy employee salary office remote manager travel "
          "review contract notice overtime parking visitor badge printer "
          "backup incident customer invoice").split()
 
-passed = 0
-failed = 0
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checks import Checks  # noqa: E402  (tests/checks.py)
 
-
-def check(what, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL crash.py: %s %s" % (what, detail), file=sys.stderr)
-    return ok
+CHECKS = Checks("crash.py")
+check = CHECKS.check
 
 
 def sha(text):
@@ -476,8 +469,7 @@ def main():
           "while starting) in %.0f s; acknowledged %s; %d unanswered" %
           (kills, in_flight, start_kills, time.monotonic() - start,
            model.acked, model.unknown))
-    print("crash.py: %d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return CHECKS.summary()
 
 
 if __name__ == "__main__":
