@@ -289,6 +289,39 @@ static int count_tokens(splitter *sp, size_t start, size_t end, int *count,
     return LODE_OK;
 }
 
+/* The end of the longest prefix of text[start, end) (at least one
+ * character, cut between characters) whose tokens alone fit in budget;
+ * *tokens gets their number.  Binary search: a longer prefix has as many
+ * tokens or more, except where a piece boundary moves, and the result is
+ * checked either way. */
+static int fitting_prefix(splitter *sp, size_t start, size_t end, int budget,
+                          size_t *cut, int *tokens, lode_error *err)
+{
+    size_t lo = start + 1;               /* one character always fits */
+    while (lo < end && ((unsigned char)sp->text[lo] & 0xC0) == 0x80)
+        lo++;
+    int rc = count_tokens(sp, start, lo, tokens, err);
+    size_t hi = end;
+    while (!rc && hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        while (mid > lo && ((unsigned char)sp->text[mid] & 0xC0) == 0x80)
+            mid--;
+        if (mid == lo)
+            break;
+        int t;
+        if ((rc = count_tokens(sp, start, mid, &t, err)))
+            break;
+        if (t <= budget) {
+            lo = mid;
+            *tokens = t;
+        } else {
+            hi = mid;
+        }
+    }
+    *cut = lo;
+    return rc;
+}
+
 /* Build the atoms of section [s0, s1).  Sets *n_atoms. */
 static int make_atoms(splitter *sp, size_t s0, size_t s1, size_t *n_atoms,
                       lode_error *err)
@@ -437,6 +470,20 @@ static int split_section(splitter *sp, size_t s0, size_t s1, long path,
             if (tokens <= budget || c == p + 1)
                 break;
             c--;
+        }
+        if (tokens > budget) {
+            /* One atom that is one token in its word (a word over the
+             * tokenizer's length limit is one [UNK]) but many when cut
+             * from it: chunk its longest prefix that fits and go on from
+             * there, inside the same atom. */
+            size_t cut;
+            if ((rc = fitting_prefix(sp, s0 + at[p].start, s0 + at[p].end,
+                                     budget, &cut, &tokens, err)) ||
+                (rc = add_chunk(sp, s0 + at[p].start, cut, tokens, path, err)))
+                return rc;
+            sp->atoms[p].start = (uint32_t)(cut - s0);
+            prev_end = p;
+            continue;
         }
         if ((rc = add_chunk(sp, s0 + at[p].start, s0 + at[c - 1].end, tokens,
                             path, err)))

@@ -328,6 +328,19 @@ static void test_pathological(void)
     }
     s[len] = '\0';
     check("word pieces", s, len, NULL, 0, 16, 4, &l);
+    /* fuzz_extract's finding (a fuzz input: format, size and overlap
+     * bytes, then Markdown): a pre-tokenizer word that is one [UNK] in its
+     * longer word but 31 pieces alone; cut inside it to stay in 16. */
+    FILE *f = fopen("fuzz/corpus/extract/regress-chunk-over-max-tokens", "rb");
+    CHECK(f != NULL, "the fuzz finding's input is there");
+    if (f) {
+        size_t got = fread(s, 1, big * 3, f);
+        fclose(f);
+        s[got] = '\0';
+        CHECK(got > 3 && s[0] == 1 && s[1] == 0 && s[2] == 0, "finding: Markdown, 16, 0");
+        if (got > 3)
+            check_md("fuzz finding", s + 3, 16, 0, &l);
+    }
     /* Control and format characters the tokenizer drops still get
      * covered; a text of nothing else is one chunk of 0 tokens. */
     const char *ctl = "\x01\x02 \xe2\x80\x8b";
