@@ -39,6 +39,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <utf8proc.h>
+
 #include "subproc.h"
 
 /* ---- the text of the pages -------------------------------------------- */
@@ -412,27 +414,15 @@ static const unsigned short pdfdoc_80[33] = {
     0x20AC,
 };
 
-/* Append code point cp as UTF-8; control characters become a space. */
+/* Append code point cp as UTF-8 (utf8proc); control characters become
+ * a space, what is not a character U+FFFD. */
 static size_t put_cp(char *out, size_t w, unsigned cp)
 {
-    if (cp < 0x20 || cp == 0x7F || (cp >= 0xD800 && cp < 0xE000) || cp > 0x10FFFF)
-        cp = cp < 0x20 || cp == 0x7F ? ' ' : 0xFFFD;
-    if (cp < 0x80) {
-        out[w++] = (char)cp;
-    } else if (cp < 0x800) {
-        out[w++] = (char)(0xC0 | cp >> 6);
-        out[w++] = (char)(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-        out[w++] = (char)(0xE0 | cp >> 12);
-        out[w++] = (char)(0x80 | (cp >> 6 & 0x3F));
-        out[w++] = (char)(0x80 | (cp & 0x3F));
-    } else {
-        out[w++] = (char)(0xF0 | cp >> 18);
-        out[w++] = (char)(0x80 | (cp >> 12 & 0x3F));
-        out[w++] = (char)(0x80 | (cp >> 6 & 0x3F));
-        out[w++] = (char)(0x80 | (cp & 0x3F));
-    }
-    return w;
+    if (cp < 0x20 || cp == 0x7F)
+        cp = ' ';
+    else if (!utf8proc_codepoint_valid((utf8proc_int32_t)cp))
+        cp = 0xFFFD;
+    return w + (size_t)utf8proc_encode_char((utf8proc_int32_t)cp, (utf8proc_uint8_t *)out + w);
 }
 
 /* The bytes of a PDF string object at s into b (room for n); -1 if s is

@@ -447,16 +447,19 @@ static int write_in_pieces(ingest_run *r, queued *q)
     store_document_in d = doc_in(r, q);
     store_doc_writer *w;
     int rc = grow_batch(r, INGEST_BATCH);
-    if (rc || (rc = store_doc_begin(r->s, r->collection, &d, true, &w, r->err)))
-        return rc ? lode_error_prefix(r->err, "storing %s", q->source) : rc;
+    if (rc)
+        return rc;
+    if ((rc = store_doc_begin(r->s, r->collection, &d, true, &w, r->err)))
+        return lode_error_prefix(r->err, "storing %s", q->source);
     for (size_t first = 0; first < q->chunks.n && !rc; first += INGEST_BATCH) {
         size_t n = q->chunks.n - first;
         if (n > INGEST_BATCH)
             n = INGEST_BATCH;
         batch_texts(r, q, first, n, 0);
-        if (!(rc = embed_batch(r, n)) &&
-            !(rc = fill_chunks(r, q, first, n, r->vectors)) &&
-            (rc = store_doc_add_chunks(w, r->chunk_in, n, r->err)))
+        rc = embed_batch(r, n);
+        if (!rc)
+            rc = fill_chunks(r, q, first, n, r->vectors);
+        if (!rc && (rc = store_doc_add_chunks(w, r->chunk_in, n, r->err)))
             lode_error_prefix(r->err, "storing %s", q->source);
     }
     if (rc) {

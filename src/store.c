@@ -308,6 +308,14 @@ void store__release(store *s, sqlite3_stmt *st)
     s->cached[s->n_cached++] = st;
 }
 
+void store__bind_text(sqlite3_stmt *st, int i, const char *text)
+{
+    if (text)
+        sqlite3_bind_text(st, i, text, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+}
+
 /* Copy a text column; NULL stays NULL.  LODE_ENOMEM on failure. */
 int store__col_dup(sqlite3_stmt *st, int i, char **out)
 {

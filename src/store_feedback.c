@@ -33,14 +33,6 @@ static const char create_sql[] =
     "  created INTEGER NOT NULL,"
     "  updated INTEGER NOT NULL)";
 
-static void bind_opt(sqlite3_stmt *st, int i, const char *text)
-{
-    if (text)
-        sqlite3_bind_text(st, i, text, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, i);
-}
-
 int store_put_feedback(store *s, const store_feedback *fb, int64_t *id,
                        lode_error *err)
 {
@@ -70,10 +62,10 @@ int store_put_feedback(store *s, const store_feedback *fb, int64_t *id,
     int64_t now = (int64_t)time(NULL);
     sqlite3_bind_text(st, 1, fb->answer_id, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, fb->rating);
-    bind_opt(st, 3, fb->comment);
-    bind_opt(st, 4, fb->query);
-    bind_opt(st, 5, fb->answer);
-    bind_opt(st, 6, fb->collection);
+    store__bind_text(st, 3, fb->comment);
+    store__bind_text(st, 4, fb->query);
+    store__bind_text(st, 5, fb->answer);
+    store__bind_text(st, 6, fb->collection);
     sqlite3_bind_int64(st, 7, now);
     sqlite3_bind_int64(st, 8, now);
     src = store__step_write(s, st);

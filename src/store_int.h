@@ -75,6 +75,8 @@ int store__prepare(store *s, const char *sql, sqlite3_stmt **st, lode_error *err
 int store__prepare_cached(store *s, const char *sql, sqlite3_stmt **st,
                           lode_error *err);
 void store__release(store *s, sqlite3_stmt *st);
+/* Bind text (static: it must outlive the step), or NULL for NULL. */
+void store__bind_text(sqlite3_stmt *st, int i, const char *text);
 /* Copy a text column; NULL stays NULL.  LODE_ENOMEM on failure. */
 int store__col_dup(sqlite3_stmt *st, int i, char **out);
 /* n floats as the little-endian bytes of a vectors.vector BLOB. */

@@ -36,14 +36,6 @@ static void append_note(lode_error *err, const char *note)
         memcpy(err->message + len, note, nl + 1);
 }
 
-static void bind_text_or_null(sqlite3_stmt *st, int i, const char *text)
-{
-    if (text)
-        sqlite3_bind_text(st, i, text, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, i);
-}
-
 static int need_writable(store *s, const char *doing, lode_error *err)
 {
     if (!s->read_only)
@@ -334,11 +326,11 @@ int store_doc_begin(store *s, const char *collection, const store_document_in *d
     }
     if (rc)
         goto fail;
-    bind_text_or_null(st, 1, doc->source);
-    bind_text_or_null(st, 2, doc->external_id);
-    bind_text_or_null(st, 3, doc->title);
-    bind_text_or_null(st, 4, doc->metadata_json);
-    bind_text_or_null(st, 5, doc->content_sha256);
+    store__bind_text(st, 1, doc->source);
+    store__bind_text(st, 2, doc->external_id);
+    store__bind_text(st, 3, doc->title);
+    store__bind_text(st, 4, doc->metadata_json);
+    store__bind_text(st, 5, doc->content_sha256);
     sqlite3_bind_int64(st, 6, now);
     sqlite3_bind_int64(st, 7, existing ? existing : c->id);
     if ((src = store__step_write(s, st)) != SQLITE_DONE)
@@ -358,14 +350,8 @@ int store_doc_begin(store *s, const char *collection, const store_document_in *d
     *out = w;
     return 0;
 
-sql_fail:
+sql_fail:   /* also when BEGIN itself failed: nothing to roll back then */
     sqlite3_finalize(st);
-    st = NULL;
-    if (!w->open) {  /* BEGIN itself failed */
-        rc = store__sql_error(s, src, upsert ? "upserting a document" : "adding a document", err);
-        store_doc_abort(w);
-        return rc;
-    }
     rc = writer_sql_fail(w, src, upsert ? "upserting a document" : "adding a document", err);
     store_doc_abort(w);
     return rc;
@@ -440,8 +426,8 @@ int store_doc_add_chunks(store_doc_writer *w, const store_chunk_in *chunks,
         sqlite3_bind_int64(st, 3, ch->char_start);
         sqlite3_bind_int64(st, 4, ch->char_end);
         sqlite3_bind_int(st, 5, ch->token_count);
-        bind_text_or_null(st, 6, ch->heading);
-        bind_text_or_null(st, 7, ch->metadata_json);
+        store__bind_text(st, 6, ch->heading);
+        store__bind_text(st, 7, ch->metadata_json);
         sqlite3_bind_text(st, 8, ch->text ? ch->text : "", -1, SQLITE_STATIC);
         if (ch->page_start > 0 && ch->page_end >= ch->page_start) {
             sqlite3_bind_int(st, 9, ch->page_start);
