@@ -21,7 +21,15 @@
  * `connections` for each connection it lets in, or refuses it when none
  * is left (closed at once); the connection notifier gives the slot back
  * on close.  (Were libmicrohttpd to fail setting up an accepted
- * connection, out of memory, its slot would stay taken.) */
+ * connection, out of memory, its slot would stay taken.)
+ *
+ * The daemon polls with poll(2), not epoll: with epoll, 0.9.75's
+ * MHD_quiesce_daemon() removes the listen socket from each worker's epoll
+ * set and aborts the process when a worker that already saw the quiesce
+ * flag removed it first (ENOENT: "Failed to remove listen FD from epoll
+ * set", seen on SIGTERM under load).  With poll(2) quiescing only sets
+ * the flag and wakes the workers, and lode's connection counts are far
+ * below where epoll would pay off. */
 #include "http.h"
 #include "sbuf.h"
 
@@ -969,7 +977,7 @@ int http_start(const http_config *cfg, http_server **out, lode_error *err)
     }
     s->cfg = *cfg;
     pthread_mutex_init(&s->lock, NULL);
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
                      MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
