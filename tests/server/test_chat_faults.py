@@ -88,25 +88,46 @@ def breaker(s):
     return s.get("/health").json()["llm"]["breaker"]
 
 
+def still_cooling(sent, cooldown):
+    """The breaker opened after `sent` (when the request that opened it
+    was sent), so until `cooldown` seconds after that it must still be
+    open; later it may already be half open, and a loaded machine can get
+    there between two requests of a test."""
+    return time.time() - sent < cooldown
+
+
 def test_breaker_opens_probes_and_closes(make_server, sample_db, llm):
+    cooldown = 4
     s = server_for(make_server, sample_db, llm, "--llm-retries", "0",
-                   "--breaker-failures", "3", "--breaker-cooldown", "2")
+                   "--breaker-failures", "3", "--breaker-cooldown",
+                   str(cooldown))
     llm.default = {"mode": "status", "status": 500}
     for i in range(3):
+        sent = time.time()
         a = chat(s, {"message": VACATION})
         check_degraded(a, "llm_error")
     assert len(llm.requests) == 3
     b = breaker(s)
-    assert b["state"] == "open" and b["consecutive_failures"] == 3, b
+    assert b["consecutive_failures"] == 3, b
+    if still_cooling(sent, cooldown):
+        assert b["state"] == "open", b
     h = s.get("/health").json()
     assert h["status"] == "healthy"
     assert h["components"]["llm_service"] == "unavailable"
-    assert "lode_llm_breaker_state 2" in s.get("/metrics").text
+    m = s.get("/metrics").text
+    if still_cooling(sent, cooldown):
+        assert "lode_llm_breaker_state 2" in m
     # open: answered at once, the LLM is not called
     a = chat(s, {"message": VACATION})
-    check_degraded(a, "breaker_open")
-    assert a["breaker"]["state"] == "open"
-    assert len(llm.requests) == 3
+    probes = 0
+    if a.get("degraded_reason") == "breaker_open":
+        check_degraded(a, "breaker_open")
+        assert a["breaker"]["state"] == "open"
+        assert len(llm.requests) == 3
+    else:  # it went as the probe (and failed): the cool-down had run out
+        assert not still_cooling(sent, cooldown), a
+        check_degraded(a, "llm_error")
+        probes = 1
     # after the cool-down one probe goes; it succeeds and closes the breaker
     llm.default = {"mode": "answer"}
     end = time.time() + TIMEOUT
@@ -115,21 +136,29 @@ def test_breaker_opens_probes_and_closes(make_server, sample_db, llm):
         time.sleep(0.05)
     a = chat(s, {"message": VACATION})
     assert a["degraded"] is False and a["breaker"]["state"] == "closed", a
-    assert len(llm.requests) == 4
+    assert len(llm.requests) == 4 + probes
     assert s.get("/health").json()["components"]["llm_service"] == "operational"
 
 
 def test_failed_probe_reopens(make_server, sample_db, llm):
+    cooldown = 2
     s = server_for(make_server, sample_db, llm, "--llm-retries", "0",
-                   "--breaker-failures", "1", "--breaker-cooldown", "1")
+                   "--breaker-failures", "1", "--breaker-cooldown",
+                   str(cooldown))
     llm.default = {"mode": "status", "status": 503}
     check_degraded(chat(s, {"message": VACATION}), "llm_error")
     end = time.time() + TIMEOUT
     while breaker(s)["state"] != "half_open":
         assert time.time() < end
         time.sleep(0.05)
+    sent = time.time()
     check_degraded(chat(s, {"message": VACATION}), "llm_error")  # the probe
-    assert breaker(s)["state"] == "open" and len(llm.requests) == 2
+    b = breaker(s)
+    assert len(llm.requests) == 2
+    if still_cooling(sent, cooldown):
+        assert b["state"] == "open", b
+    else:
+        assert b["state"] in ("open", "half_open"), b
     assert 'lode_llm_breaker_opens_total 2' in s.get("/metrics").text
 
 
