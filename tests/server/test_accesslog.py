@@ -9,12 +9,12 @@ may be just after the client has read the answer, so the tests poll the
 file for the request ids they sent (with a deadline)."""
 import concurrent.futures
 import json
-import socket
 import subprocess
 
 import requests
 
 from conftest import LODE, ROOT, TIMEOUT, assert_error, wait_for
+from test_drain import raw_exchange
 
 KEY = "sk-key-6f1d2c-never-logged"
 OTHER_KEY = "xapi-7a9e-never-logged"
@@ -120,17 +120,10 @@ def test_concurrent_lines_are_whole(make_server, tmp_path):
 def test_hostile_path_cannot_split_a_line(make_server, tmp_path):
     log = tmp_path / "access.log"
     s = make_server("--access-log", str(log))
-    with socket.create_connection(("127.0.0.1", s.port), timeout=TIMEOUT) as c:
-        c.sendall(b"GET /a%0A%7B%22id%22:%22forged%22%7D%22%5C%C3%A9 HTTP/1.1\r\n"
-                  b"Host: x\r\nX-Request-Id: hostile-1\r\n"
-                  b"Connection: close\r\n\r\n")
-        answer = b""
-        while True:
-            chunk = c.recv(65536)
-            if not chunk:
-                break
-            answer += chunk
-    assert answer.startswith(b"HTTP/1.1 404"), answer[:200]
+    status, _, text = raw_exchange(
+        s.port, b"GET /a%0A%7B%22id%22:%22forged%22%7D%22%5C%C3%A9 HTTP/1.1\r\n"
+        b"Host: x\r\nX-Request-Id: hostile-1\r\nConnection: close\r\n\r\n", b"")
+    assert status == 404, text
     e = wait_ids(log, ["hostile-1"])["hostile-1"]
     assert e["path"] == "/a%0A{%22id%22:%22forged%22}%22%5C%C3%A9", e
     assert all(x["id"] != "forged" for x in read_lines(log))
