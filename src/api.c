@@ -1,6 +1,6 @@
 /* api.c - the routing table of `lode serve` and the policy every request
- * passes before its body is read: authentication, shutdown, memory
- * pressure (see api.h).
+ * passes before its body is read: rate limits, authentication, shutdown,
+ * memory pressure (see api.h); and the access log of requests that end.
  *
  * Auth follows one rule per route class.  Write and admin routes need
  * `Authorization: Bearer $LODE_API_KEY`; with no key configured they are
@@ -9,6 +9,8 @@
  * are open unless LODE_READ_KEY is set (then either key works).  /health
  * is always open, for the platform's health checks. */
 #include "api.h"
+#include "accesslog.h"
+#include "ratelimit.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -30,45 +32,48 @@ const http_route api_routes[] = {
      API_READ},
     {"GET", "/metrics", api_metrics, "/metrics", 0, API_READ},
     {"POST", "/model/load", api_model_load, "/model/load", HTTP_JSON_BODY,
-     API_ADMIN | API_HEAVY},
+     API_ADMIN | API_HEAVY | API_LIMITED},
     {"POST", "/model/unload", api_model_unload, "/model/unload",
-     HTTP_JSON_BODY, API_ADMIN},
+     HTTP_JSON_BODY, API_ADMIN | API_LIMITED},
     {"POST", "/v1/embeddings", api_embeddings, "/v1/embeddings",
-     HTTP_JSON_BODY, API_READ | API_HEAVY},
+     HTTP_JSON_BODY, API_READ | API_HEAVY | API_LIMITED},
     {"GET", "/v1/models", api_models, "/v1/models", 0, API_READ},
     {"POST", "/search", api_search, "/search", HTTP_JSON_BODY,
-     API_READ | API_HEAVY},
-    {"POST", "/eval", api_eval, "/eval", HTTP_JSON_BODY, API_READ | API_HEAVY},
+     API_READ | API_HEAVY | API_LIMITED},
+    {"POST", "/eval", api_eval, "/eval", HTTP_JSON_BODY,
+     API_READ | API_HEAVY | API_LIMITED},
     {"GET", "/collections", api_collections_list, "/collections", 0,
      API_READ},
     {"POST", "/collections", api_collections_create, "/collections",
-     HTTP_JSON_BODY, API_WRITE},
+     HTTP_JSON_BODY, API_WRITE | API_LIMITED},
     {"DELETE", "/collections/{}", api_collections_delete,
-     "/collections/{name}", 0, API_WRITE},
+     "/collections/{name}", 0, API_WRITE | API_LIMITED},
     {"POST", "/collections/{}/documents", api_documents_add,
-     "/collections/{name}/documents", HTTP_JSON_BODY, API_WRITE | API_HEAVY},
+     "/collections/{name}/documents", HTTP_JSON_BODY,
+     API_WRITE | API_HEAVY | API_LIMITED},
     {"GET", "/collections/{}/documents", api_documents_list,
      "/collections/{name}/documents", 0, API_READ},
     {"POST", "/collections/{}/files", api_files_add,
-     "/collections/{name}/files", 0, API_WRITE | API_HEAVY},
+     "/collections/{name}/files", 0, API_WRITE | API_HEAVY | API_LIMITED},
     {"GET", "/collections/{}/documents/{}", api_document_get,
      "/collections/{name}/documents/{id}", 0, API_READ},
     {"DELETE", "/collections/{}/documents/{}", api_document_delete,
-     "/collections/{name}/documents/{id}", 0, API_WRITE},
-    {"POST", "/chat", api_chat, "/chat", HTTP_JSON_BODY, API_READ | API_HEAVY},
+     "/collections/{name}/documents/{id}", 0, API_WRITE | API_LIMITED},
+    {"POST", "/chat", api_chat, "/chat", HTTP_JSON_BODY,
+     API_READ | API_HEAVY | API_LIMITED},
     {"POST", "/v1/chat/completions", api_chat_completions,
-     "/v1/chat/completions", HTTP_JSON_BODY, API_READ | API_HEAVY},
+     "/v1/chat/completions", HTTP_JSON_BODY, API_READ | API_HEAVY | API_LIMITED},
     /* ratings of answers: given by whoever may chat, exported with the
      * key (api_feedback.c) */
     {"POST", "/feedback", api_feedback_add, "/feedback", HTTP_JSON_BODY,
-     API_READ},
+     API_READ | API_LIMITED},
     {"GET", "/feedback", api_feedback_export, "/feedback", 0, API_ADMIN},
     /* authenticated by the form's or webhook's signature (webhook.c) */
     {"POST", "/webhook/tally", api_webhook_tally, "/webhook/tally",
-     HTTP_JSON_BODY, API_PUBLIC | API_HEAVY},
+     HTTP_JSON_BODY, API_PUBLIC | API_HEAVY | API_LIMITED},
     /* any other name: a generic webhook (after tally, which wins) */
     {"POST", "/webhook/{}", api_webhook_generic, "/webhook/{name}",
-     HTTP_JSON_BODY, API_PUBLIC | API_HEAVY},
+     HTTP_JSON_BODY, API_PUBLIC | API_HEAVY | API_LIMITED},
 };
 const int api_n_routes = (int)(sizeof api_routes / sizeof api_routes[0]);
 
@@ -233,9 +238,36 @@ bool api_authorize(http_request *req, api *a, int route_class)
     return check_auth(req, a, route_class);
 }
 
+/* The per-client rate limit of a limited route (--rate-limit): first, so
+ * a client over its limit costs one table lookup, whatever it sends.
+ * Loopback clients are exempt unless --rate-limit-loopback: the
+ * machine's own users and scripts, as for auth. */
+static bool check_rate(http_request *req, api *a)
+{
+    ratelimit_key key;
+    if (ratelimit_key_parse(http_client_addr(req), &key) != 0)
+        return true;   /* no address (not a socket): nothing to key on */
+    if (!a->cfg.rate_limit_loopback && ratelimit_key_is_loopback(&key))
+        return true;
+    int retry_after;
+    if (ratelimit_take(a->limiter, &key, sched_now_ms(), &retry_after))
+        return true;
+    char seconds[16];
+    snprintf(seconds, sizeof seconds, "%d", retry_after);
+    http_add_header(req, "Retry-After", seconds);
+    http_respond_error(req, 429, "rate_limit_error", "rate_limit_exceeded",
+                       "too many requests from %s: the limit is %g a second "
+                       "(bursts of %d); retry after %d s",
+                       http_client_addr(req), a->cfg.rate_limit,
+                       a->cfg.rate_burst, retry_after);
+    return false;
+}
+
 bool api_check(http_request *req, const http_route *route, void *app)
 {
     api *a = app;
+    if (a->limiter && (route->policy & API_LIMITED) && !check_rate(req, a))
+        return false;
     if (!check_auth(req, a, route->policy & API_CLASS_MASK))
         return false;
     if (!(route->policy & API_HEAVY))
@@ -257,8 +289,26 @@ bool api_check(http_request *req, const http_route *route, void *app)
     return true;
 }
 
-void api_done(void *app, int route, int status, double seconds)
+void api_done(void *app, http_request *req, int status, double seconds)
 {
     api *a = app;
-    metrics_observe(a->metrics, route, status, seconds);
+    int route = http_route_index(req);
+    metrics_observe(a->metrics, route >= 0 ? route : api_n_routes, status,
+                    seconds);
+    if (!a->access_log)
+        return;
+    char now[32];
+    http_timestamp(now);
+    accesslog_entry e = {
+        .time = now,
+        .id = http_request_id(req),
+        .client = http_client_addr(req),
+        .method = http_method(req),
+        .path = http_path(req),
+        .route = route >= 0 ? api_routes[route].name : NULL,
+        .status = status,
+        .bytes = http_bytes_sent(req),
+        .ms = seconds * 1000.0,
+    };
+    accesslog_write(a->access_log, &e);   /* a failure is counted there */
 }

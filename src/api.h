@@ -32,8 +32,10 @@
 #include "scheduler.h"
 #include "store.h"
 
-/* Route policy: who may call it (low bits) and whether it is heavy (needs
- * the model or much memory; shed under memory pressure). */
+/* Route policy: who may call it (low bits), whether it is heavy (needs
+ * the model or much memory; shed under memory pressure) and whether it is
+ * rate-limited per client (--rate-limit: the routes that run the model or
+ * write). */
 enum {
     API_PUBLIC = 0,  /* always open (/health) */
     API_READ = 1,    /* open unless a read key is set */
@@ -41,6 +43,7 @@ enum {
     API_ADMIN = 3,   /* same, for model load/unload */
     API_CLASS_MASK = 3,
     API_HEAVY = 4,
+    API_LIMITED = 8,
 };
 
 typedef struct api_config {
@@ -70,6 +73,14 @@ typedef struct api_config {
     const char *webhooks_path;    /* --webhooks JSON file, or NULL */
     const char *watch_dir;        /* --watch DIR kept indexed, or NULL */
     int watch_rescan_s;           /* its full rescans (0: the default) */
+    /* abuse (ratelimit.h, accesslog.h, cors.h) */
+    double rate_limit;            /* limited requests a second per client;
+                                     0: no limit */
+    int rate_burst;               /* bucket size; 0: twice the rate */
+    int rate_limit_loopback;      /* 1: loopback clients are limited too */
+    int trusted_proxies;          /* proxies appending X-Forwarded-For */
+    const char *access_log;       /* JSON-lines file, "-" (stderr), NULL */
+    const char *cors_origins;     /* "*" or a list; NULL: no CORS */
     /* chat (api_chat.c) and its LLM (llm.h) */
     const char *llm_base_url;     /* NULL: LLM_DEFAULT_BASE_URL */
     const char *llm_api_key;
@@ -100,6 +111,8 @@ typedef enum api_store_state {
 struct webhook_config;
 struct forwarder;
 struct llm;
+struct ratelimit;
+struct accesslog;
 
 typedef struct api {
     api_config cfg;
@@ -107,6 +120,8 @@ typedef struct api {
     struct forwarder *forwarder;  /* webhook forwarding; NULL unless some
                                      form or webhook has a forward_url */
     struct llm *llm;              /* NULL when no LLM is configured */
+    struct ratelimit *limiter;    /* NULL without --rate-limit */
+    struct accesslog *access_log; /* NULL without --access-log */
     int guard_level;              /* guard_level of cfg.guardrails */
     bool loopback;                /* listening on a loopback address only */
     sched *sched;
@@ -135,7 +150,7 @@ extern const int api_n_routes;
 
 /* The http_config.check and .done hooks. */
 bool api_check(http_request *req, const http_route *route, void *app);
-void api_done(void *app, int route, int status, double seconds);
+void api_done(void *app, http_request *req, int status, double seconds);
 
 /* ---- helpers shared by the handler files ------------------------------ */
 

@@ -31,6 +31,7 @@
  * the flag and wakes the workers, and lode's connection counts are far
  * below where epoll would pay off. */
 #include "http.h"
+#include "cors.h"
 #include "sbuf.h"
 
 #include <arpa/inet.h>
@@ -93,6 +94,12 @@ struct http_request {
     char id[HTTP_REQUEST_ID_MAX + 1];  /* X-Request-Id, on every answer */
     int fd;                      /* the connection's socket */
     struct timespec start;
+    char client[INET6_ADDRSTRLEN];  /* http_client_addr, once asked */
+    bool client_known;
+    uint64_t bytes_out;          /* of a buffer answer's body */
+    http_stream *stream;         /* a streamed answer (a reference) */
+    const char *origin;          /* Origin, read when CORS is on */
+    const char *preflight_allow; /* a CORS preflight: the path's methods */
 };
 
 /* A streamed answer: written by any thread, read by libmicrohttpd's
@@ -109,6 +116,7 @@ struct http_stream {
     bool gone;                   /* the response ended, or the client left */
     bool abort;                  /* end the response with an error */
     bool suspended;              /* the reader parked the connection */
+    uint64_t sent;               /* bytes handed to libmicrohttpd */
 };
 
 #define HTTP_STREAM_MAX_BUFFER (16u << 20)
@@ -218,6 +226,44 @@ void http_timestamp(char out[32])
     snprintf(out + n, 32 - n, ".%03dZ", (int)(ts.tv_nsec / 1000000) % 1000);
 }
 
+/* Is the text a numeric IPv4 or IPv6 address?  Copies it to out. */
+static bool numeric_addr(const char *s, size_t len, char *out, size_t size)
+{
+    char buf[INET6_ADDRSTRLEN + 8];
+    if (len == 0 || len >= sizeof buf || len >= size)
+        return false;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    unsigned char bin[sizeof(struct in6_addr)];
+    if (inet_pton(AF_INET, buf, bin) != 1 && inet_pton(AF_INET6, buf, bin) != 1)
+        return false;
+    memcpy(out, buf, len + 1);
+    return true;
+}
+
+bool http_forwarded_for(const char *xff, int hops, char *out, size_t size)
+{
+    if (!xff || hops < 1)
+        return false;
+    /* walk the entries from the right */
+    const char *end = xff + strlen(xff);
+    for (int hop = 1;; hop++) {
+        const char *start = end;
+        while (start > xff && start[-1] != ',')
+            start--;
+        bool leftmost = start == xff;
+        if (hop == hops || leftmost) {
+            while (start < end && (*start == ' ' || *start == '\t'))
+                start++;
+            const char *e = end;
+            while (e > start && (e[-1] == ' ' || e[-1] == '\t'))
+                e--;
+            return numeric_addr(start, (size_t)(e - start), out, size);
+        }
+        end = start - 1;
+    }
+}
+
 /* ---- request accessors ------------------------------------------------ */
 
 const char *http_method(const http_request *req) { return req->method; }
@@ -234,6 +280,83 @@ const char *http_param(const http_request *req, int i)
 const char *http_header(const http_request *req, const char *name)
 {
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+/* X-Forwarded-For headers joined with ", " (RFC 9110: one list), keeping
+ * the last bytes when they are long: only the right end is read. */
+typedef struct xff_buf {
+    char text[1024];
+    size_t len;
+} xff_buf;
+
+static enum MHD_Result collect_xff(void *cls, enum MHD_ValueKind kind,
+                                   const char *key, const char *value)
+{
+    (void)kind;
+    xff_buf *b = cls;
+    if (!key || !value || strcasecmp(key, "X-Forwarded-For") != 0)
+        return MHD_YES;
+    const char *parts[2] = {b->len ? ", " : "", value};
+    for (int i = 0; i < 2; i++) {
+        size_t n = strlen(parts[i]);
+        if (n >= sizeof b->text) {
+            parts[i] += n - (sizeof b->text - 1);
+            n = sizeof b->text - 1;
+        }
+        if (b->len + n >= sizeof b->text) {
+            size_t drop = b->len + n - (sizeof b->text - 1);
+            memmove(b->text, b->text + drop, b->len - drop);
+            b->len -= drop;
+        }
+        memcpy(b->text + b->len, parts[i], n);
+        b->len += n;
+        b->text[b->len] = '\0';
+    }
+    return MHD_YES;
+}
+
+const char *http_client_addr(http_request *req)
+{
+    if (req->client_known)
+        return req->client;
+    req->client_known = true;
+    req->client[0] = '\0';
+    if (req->srv->cfg.trusted_proxies > 0) {
+        xff_buf b = {.len = 0};
+        b.text[0] = '\0';
+        MHD_get_connection_values(req->conn, MHD_HEADER_KIND, collect_xff, &b);
+        if (http_forwarded_for(b.text, req->srv->cfg.trusted_proxies,
+                               req->client, sizeof req->client))
+            return req->client;
+    }
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+        req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    if (sa && sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, req->client, sizeof req->client);
+    } else if (sa && sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))   /* a dual-stack socket */
+            inet_ntop(AF_INET, in6->sin6_addr.s6_addr + 12, req->client,
+                      sizeof req->client);
+        else
+            inet_ntop(AF_INET6, &in6->sin6_addr, req->client,
+                      sizeof req->client);
+    }
+    return req->client;
+}
+
+uint64_t http_bytes_sent(const http_request *req)
+{
+    if (strcmp(req->method, "HEAD") == 0)
+        return 0;
+    if (!req->stream)
+        return req->bytes_out;
+    pthread_mutex_lock(&req->stream->lock);
+    uint64_t n = req->stream->sent;
+    pthread_mutex_unlock(&req->stream->lock);
+    return n;
 }
 
 const char *http_query(const http_request *req, const char *name)
@@ -345,7 +468,8 @@ void http_add_header(http_request *req, const char *name, const char *value)
 }
 
 /* What every answer carries: the handler's headers, the request id,
- * nosniff, and Connection: close once the server is stopping. */
+ * nosniff, the CORS headers when CORS is on, and Connection: close once
+ * the server is stopping. */
 static void add_common_headers(http_request *req, struct MHD_Response *r)
 {
     for (int i = 0; i < req->n_headers; i++)
@@ -353,6 +477,12 @@ static void add_common_headers(http_request *req, struct MHD_Response *r)
     if (req->id[0])
         MHD_add_response_header(r, "X-Request-Id", req->id);
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    cors_header cors[CORS_MAX_HEADERS];
+    int n_cors = cors_headers(req->srv->cfg.cors, req->origin,
+                              req->preflight_allow != NULL,
+                              req->preflight_allow, cors);
+    for (int i = 0; i < n_cors; i++)
+        MHD_add_response_header(r, cors[i].name, cors[i].value);
     if (atomic_load(&req->srv->quiesced))
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
 }
@@ -409,8 +539,10 @@ static void respond_owned(http_request *req, int status,
         req->status = 500;
         return;
     }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    if (content_type)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     add_common_headers(req, r);
+    req->bytes_out = len;
     if (req->defer) {   /* answered before the body: sent once it is read */
         req->deferred = r;
         req->status = status;
@@ -541,6 +673,7 @@ static ssize_t on_stream_read(void *cls, uint64_t pos, char *out, size_t max)
             k = max;
         memcpy(out, s->buf.data + s->off, k);
         s->off += k;
+        s->sent += k;
         if (s->off == s->buf.len) {
             s->off = 0;
             s->buf.len = 0;
@@ -578,7 +711,7 @@ http_stream *http_respond_stream(http_request *req, int status,
     if (!s)
         return NULL;
     pthread_mutex_init(&s->lock, NULL);
-    s->refs = 2;
+    s->refs = 3;   /* the writer's, the response's, the request's */
     s->conn = req->conn;
     s->fd = req->fd;
     struct MHD_Response *r = MHD_create_response_from_callback(
@@ -588,6 +721,7 @@ http_stream *http_respond_stream(http_request *req, int status,
         free(s);
         return NULL;
     }
+    req->stream = s;           /* for http_bytes_sent; dropped at the end */
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
     MHD_add_response_header(r, "X-Accel-Buffering", "no");
@@ -658,11 +792,25 @@ static bool method_is(const char *method, const char *want)
     return strcmp(method, want) == 0;
 }
 
+/* Add a route's method (and HEAD with GET) to an Allow list. */
+#define HTTP_ALLOW_MAX 128
+static void allow_add(char allow[HTTP_ALLOW_MAX], const char *method)
+{
+    if (strstr(allow, method) ||
+        strlen(allow) + strlen(method) + 8 >= HTTP_ALLOW_MAX)
+        return;
+    if (allow[0])
+        strcat(allow, ", ");
+    strcat(allow, method);
+    if (strcmp(method, "GET") == 0)
+        strcat(allow, ", HEAD");
+}
+
 /* Route a new request; answers 404/405 itself.  Returns false if it did. */
 static bool route_request(http_request *req)
 {
     const http_config *cfg = &req->srv->cfg;
-    char allow[128] = "";
+    char allow[HTTP_ALLOW_MAX] = "";
     size_t params[HTTP_MAX_PARAMS][2];
     int n_params;
     for (int i = 0; i < cfg->n_routes; i++) {
@@ -670,14 +818,7 @@ static bool route_request(http_request *req)
         if (!http_match(r->pattern, req->path, params, &n_params))
             continue;
         if (!method_is(req->method, r->method)) {
-            if (!strstr(allow, r->method) &&
-                strlen(allow) + strlen(r->method) + 8 < sizeof allow) {
-                if (allow[0])
-                    strcat(allow, ", ");
-                strcat(allow, r->method);
-                if (strcmp(r->method, "GET") == 0)
-                    strcat(allow, ", HEAD");
-            }
+            allow_add(allow, r->method);
             continue;
         }
         req->route = i;
@@ -703,6 +844,40 @@ static bool route_request(http_request *req)
                            "no route %s %s", req->method, req->path);
     }
     return false;
+}
+
+/* A CORS preflight (cors.h) from an allowed origin for a routed path:
+ * answered 204 with the path's methods.  Anything else (CORS off, an
+ * origin not allowed, an unknown path) is routed as any OPTIONS request
+ * is (405 or 404), without the Allow-* headers.  Returns true if it
+ * answered. */
+static bool answer_preflight(http_request *req)
+{
+    const http_config *cfg = &req->srv->cfg;
+    if (!cfg->cors ||
+        !cors_is_preflight(req->method, req->origin,
+                           http_header(req, "Access-Control-Request-Method")) ||
+        !cors_allow_origin(cfg->cors, req->origin))
+        return false;
+    char allow[HTTP_ALLOW_MAX] = "";
+    size_t params[HTTP_MAX_PARAMS][2];
+    int n_params;
+    for (int i = 0; i < cfg->n_routes; i++)
+        if (http_match(cfg->routes[i].pattern, req->path, params, &n_params))
+            allow_add(allow, cfg->routes[i].method);
+    if (!allow[0])
+        return false;
+    char *methods = arena_strndup(req, allow, strlen(allow));
+    char *empty = malloc(1);
+    if (!methods || !empty) {
+        free(empty);
+        http_respond_error(req, 500, "server_error", "out_of_memory",
+                           "out of memory");
+        return true;
+    }
+    req->preflight_allow = methods;
+    respond_owned(req, 204, NULL, empty, 0);
+    return true;
 }
 
 /* How much of a body is read and dropped after an early answer or an
@@ -765,7 +940,9 @@ static http_request *begin_request(http_server *srv,
     req->defer = (declared > 0 || (te && strcasestr(te, "chunked"))) &&
                  !(expect && strcasecmp(expect, "100-continue") == 0) &&
                  declared <= drain_limit(srv);
-    if (!route_request(req))
+    if (srv->cfg.cors)
+        req->origin = http_header(req, "Origin");
+    if (answer_preflight(req) || !route_request(req))
         return req;
     const http_route *route = &srv->cfg.routes[req->route];
     if (cl && declared > srv->cfg.max_body) {
@@ -906,9 +1083,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
         return;
     *con_cls = NULL;
     if (srv->cfg.done)
-        srv->cfg.done(srv->cfg.app, req->route >= 0 ? req->route
-                                                    : srv->cfg.n_routes,
-                      req->status ? req->status : 499, http_elapsed(req));
+        srv->cfg.done(srv->cfg.app, req, req->status ? req->status : 499,
+                      http_elapsed(req));
+    if (req->stream)
+        stream_unref(req->stream);
     if (req->deferred)          /* the client left before its body ended */
         MHD_destroy_response(req->deferred);
     if (req->state_free)

@@ -15,6 +15,9 @@
  * thread to answer.  A suspended request holds no HTTP thread, so slow
  * embedding work never starves /health.
  *
+ * With a CORS policy (cors.h) the layer answers preflights itself, before
+ * routing, and adds the CORS headers to every answer.
+ *
  * Memory: everything tied to a request (its body, parsed JSON, strings
  * from http_alloc, the handler's state) is freed in one place, when
  * libmicrohttpd reports the request finished.  Every error response is
@@ -53,10 +56,12 @@ typedef struct http_route {
  * answering to refuse the request (auth, load shedding). */
 typedef bool (*http_check_fn)(http_request *req, const http_route *route,
                               void *app);
-/* Called when a request ends: route index (n_routes when unmatched),
- * status (499 if no answer was sent), seconds since its headers. */
-typedef void (*http_done_fn)(void *app, int route, int status,
+/* Called when a request ends (the accessors work on req): status (499 if
+ * no answer was sent), seconds since its headers. */
+typedef void (*http_done_fn)(void *app, http_request *req, int status,
                              double seconds);
+
+struct cors_policy;
 
 typedef struct http_config {
     const char *host;          /* numeric address or name; NULL: 127.0.0.1 */
@@ -72,6 +77,11 @@ typedef struct http_config {
     http_check_fn check;       /* may be NULL */
     http_done_fn done;         /* may be NULL */
     void *app;
+    /* reverse proxies in front that append the address they saw to
+     * X-Forwarded-For (0: the socket's peer is the client) */
+    int trusted_proxies;
+    /* CORS (cors.h): preflights answered and headers added; NULL: off */
+    const struct cors_policy *cors;
 } http_config;
 
 int http_start(const http_config *cfg, http_server **out, lode_error *err);
@@ -98,6 +108,13 @@ const char *http_header(const http_request *req, const char *name);
  * on every answer; for log lines about the request. */
 #define HTTP_REQUEST_ID_MAX 64
 const char *http_request_id(const http_request *req);
+/* The client's address, numeric ("203.0.113.7", "2001:db8::1"; an
+ * IPv4-mapped IPv6 peer as IPv4): the socket's peer, or with
+ * trusted_proxies N the address N entries from the right of
+ * X-Forwarded-For (see http_forwarded_for).  "" when unknown. */
+const char *http_client_addr(http_request *req);
+/* Bytes of the answer's body sent or queued so far (0 for HEAD). */
+uint64_t http_bytes_sent(const http_request *req);
 /* A query-string argument or NULL. */
 const char *http_query(const http_request *req, const char *name);
 const char *http_body(const http_request *req, size_t *len);
@@ -183,6 +200,11 @@ bool http_is_json_type(const char *content_type);
 /* Constant-time comparison of a "Bearer TOKEN" Authorization header
  * with the expected token. */
 bool http_bearer_ok(const char *authorization, const char *token);
+/* The client in an X-Forwarded-For value behind `hops` trusted proxies:
+ * the hops-th address from the right (each proxy appends its peer), or
+ * the leftmost when there are fewer.  False when that entry is not a
+ * numeric address (the caller then uses the socket's peer). */
+bool http_forwarded_for(const char *xff, int hops, char *out, size_t size);
 /* RFC 3339 UTC time with milliseconds: "2025-01-21T10:00:00.123Z". */
 void http_timestamp(char out[32]);
 

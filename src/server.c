@@ -19,6 +19,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
@@ -27,20 +28,25 @@
 #include <string.h>
 #include <time.h>
 
+#include "accesslog.h"
 #include "api.h"
 #include "api_watch.h"
 #include "cli_store.h"
+#include "cors.h"
 #include "forward.h"
 #include "http.h"
 #include "guard.h"
 #include "ingest.h"
 #include "llm.h"
 #include "pool.h"
+#include "ratelimit.h"
 #include "webhook.h"
 
 #define SERVER_DEFAULT_MODEL "models/all-MiniLM-L6-v2-q8_0.gguf"
 
-typedef enum opt_type { OPT_STR, OPT_INT, OPT_SIZE, OPT_DOUBLE } opt_type;
+/* OPT_FLAG: an int set to 1 by the flag alone (no value); its variable
+ * takes 0 or 1. */
+typedef enum opt_type { OPT_STR, OPT_INT, OPT_SIZE, OPT_DOUBLE, OPT_FLAG } opt_type;
 
 typedef struct server_opt {
     const char *flag, *alias;  /* alias may be NULL */
@@ -110,6 +116,35 @@ static const server_opt options[] = {
      OFF(memory_threshold), 1, 100,
      "percent of the memory limit above which heavy routes answer 503 "
      "(default 90)"},
+    {"--rate-limit", NULL, "LODE_RATE_LIMIT", NULL, OPT_DOUBLE,
+     OFF(rate_limit), 0, 1000000,
+     "requests a second each client may make to the routes that run the "
+     "model or write (embeddings, search, eval, chat, documents, files, "
+     "collections, feedback, webhooks, model load/unload); above it 429 "
+     "with Retry-After (default 0: no limit)"},
+    {"--rate-burst", NULL, "LODE_RATE_BURST", NULL, OPT_INT, OFF(rate_burst),
+     0, 1000000,
+     "requests a client may make at once before --rate-limit applies "
+     "(default 0: twice the rate, at least 1)"},
+    {"--rate-limit-loopback", NULL, "LODE_RATE_LIMIT_LOOPBACK", NULL,
+     OPT_FLAG, OFF(rate_limit_loopback), 0, 1,
+     "limit loopback clients (127.0.0.0/8, ::1) too; by default they are "
+     "exempt"},
+    {"--trusted-proxies", NULL, "LODE_TRUSTED_PROXIES", NULL, OPT_INT,
+     OFF(trusted_proxies), 0, 16,
+     "reverse proxies in front of lode that append to X-Forwarded-For: the "
+     "client is the address that many entries from its right (default 0: "
+     "the socket's peer; X-Forwarded-For is ignored)"},
+    {"--access-log", NULL, "LODE_ACCESS_LOG", NULL, OPT_STR, OFF(access_log),
+     0, 0,
+     "append one JSON line per request (time, request id, client, method, "
+     "path without query, status, bytes, ms; never keys or bodies) to this "
+     "file, or - for stderr (default: none)"},
+    {"--cors-origins", NULL, "LODE_CORS_ORIGINS", NULL, OPT_STR,
+     OFF(cors_origins), 0, 0,
+     "origins allowed to call the API from a browser, comma-separated "
+     "(https://app.example.com), or *; preflights answered (default: none, "
+     "no CORS headers)"},
     {"--llm-base-url", NULL, "LLM_BASE_URL", "LODE_LLM_BASE_URL", OPT_STR,
      OFF(llm_base_url), 0, 0,
      "OpenAI-compatible API of the LLM for /chat (default "
@@ -243,7 +278,7 @@ static int set_option(api_config *c, const server_opt *o, const char *value,
                 o->min, o->max, value);
         return 2;
     }
-    if (o->type == OPT_INT)
+    if (o->type == OPT_INT || o->type == OPT_FLAG)
         *(int *)p = (int)v;
     else if (o->type == OPT_SIZE)
         *(size_t *)p = (size_t)v;
@@ -291,6 +326,15 @@ static int parse_config(int argc, char **argv, api_config *c)
             fprintf(stderr, "lode: serve: unknown option %s (see lode serve "
                             "--help)\n", arg);
             return 2;
+        }
+        if (o->type == OPT_FLAG) {
+            if (eq && arg[1] == '-') {
+                fprintf(stderr, "lode: %.*s takes no value\n", (int)name_len,
+                        arg);
+                return 2;
+            }
+            *(int *)((char *)c + o->offset) = 1;
+            continue;
         }
         if (eq && arg[1] == '-') {
             value = eq + 1;
@@ -394,6 +438,18 @@ int server_main(int argc, char **argv)
         return 2;
     }
     a.guard_level = (int)level;
+    cors_policy *cors = NULL;
+    lode_error cors_err = {0};
+    if (cors_parse(c->cors_origins, &cors, &cors_err)) {
+        fprintf(stderr, "lode: --cors-origins (LODE_CORS_ORIGINS): %s\n",
+                cors_err.message);
+        webhook_config_free(a.webhooks);
+        return 2;
+    }
+    if (c->rate_limit > 0 && c->rate_burst == 0) {
+        double twice = ceil(2 * c->rate_limit);
+        c->rate_burst = twice < 1 ? 1 : twice > INT_MAX ? INT_MAX : (int)twice;
+    }
     a.loopback = is_loopback(c->host);
     a.started_ms = sched_now_ms();
     pthread_mutex_init(&a.store_lock, NULL);
@@ -426,6 +482,13 @@ int server_main(int argc, char **argv)
     api_watcher *watcher = NULL;
     rc = 1;
     if (metrics_create(names, api_n_routes, &a.metrics, &err))
+        goto out;
+    if (c->rate_limit > 0 &&
+        ratelimit_create(c->rate_limit, c->rate_burst,
+                         RATELIMIT_DEFAULT_CLIENTS, &a.limiter, &err))
+        goto out;
+    if (c->access_log && *c->access_log &&
+        accesslog_open(c->access_log, &a.access_log, &err))
         goto out;
     if (webhook_config_forwards(a.webhooks)) {
         forward_options fo = {
@@ -473,6 +536,8 @@ int server_main(int argc, char **argv)
         .check = api_check,
         .done = api_done,
         .app = &a,
+        .trusted_proxies = c->trusted_proxies,
+        .cors = cors,
     };
     /* The scheduler first (the status routes ask it), loading in the
      * background; then the socket, at once. */
@@ -505,6 +570,12 @@ int server_main(int argc, char **argv)
     if (!a.loopback && !(c->api_key && *c->api_key))
         fprintf(stderr, "lode: no LODE_API_KEY: write and admin routes are "
                         "refused on this non-loopback address\n");
+    if (a.limiter)
+        fprintf(stderr, "lode: rate limit: %g requests a second per client "
+                        "(bursts of %d) on the routes that run the model or "
+                        "write%s\n", c->rate_limit, c->rate_burst,
+                c->rate_limit_loopback ? ", loopback clients included"
+                                       : "; loopback clients exempt");
     if (pthread_create(&store_thread, NULL, open_store_main, &a) == 0)
         store_thread_started = 1;
     else {
@@ -556,6 +627,10 @@ out:
         http_stop(h);
         a.http = NULL;
     }
+    /* no request is left to use them */
+    ratelimit_free(a.limiter);
+    accesslog_close(a.access_log);
+    cors_free(cors);
     forward_free(a.forwarder);  /* no handler is left to submit */
     a.forwarder = NULL;
     llm_free(a.llm);

@@ -1,5 +1,6 @@
 /* test_http.c - the HTTP layer's pure helpers: route matching, the JSON
- * nesting guard, content types, the bearer-token comparison, timestamps;
+ * nesting guard, content types, the bearer-token comparison, the client
+ * in X-Forwarded-For, timestamps;
  * and the metrics rendering. */
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,32 @@ static void test_bearer(void)
     CHECK(!http_bearer_ok("Bearer x", ""), "no key configured");
 }
 
+static void test_forwarded_for(void)
+{
+    char out[64];
+    const char *xff = "198.51.100.1, 203.0.113.9 ,10.0.0.2";
+    CHECK(http_forwarded_for(xff, 1, out, sizeof out) &&
+              strcmp(out, "10.0.0.2") == 0, "one proxy: the last (%s)", out);
+    CHECK(http_forwarded_for(xff, 2, out, sizeof out) &&
+              strcmp(out, "203.0.113.9") == 0, "two: trimmed (%s)", out);
+    CHECK(http_forwarded_for(xff, 3, out, sizeof out) &&
+              strcmp(out, "198.51.100.1") == 0, "three (%s)", out);
+    CHECK(http_forwarded_for(xff, 9, out, sizeof out) &&
+              strcmp(out, "198.51.100.1") == 0, "fewer: the leftmost");
+    CHECK(http_forwarded_for("2001:db8::7", 1, out, sizeof out) &&
+              strcmp(out, "2001:db8::7") == 0, "IPv6");
+    /* what a client forges on the left is never read with one proxy */
+    CHECK(http_forwarded_for("1.2.3.4, 192.0.2.5", 1, out, sizeof out) &&
+              strcmp(out, "192.0.2.5") == 0, "forged left entry ignored");
+    CHECK(!http_forwarded_for("192.0.2.5, unknown", 1, out, sizeof out),
+          "not an address");
+    CHECK(!http_forwarded_for("192.0.2.5,", 1, out, sizeof out), "empty entry");
+    CHECK(!http_forwarded_for("", 1, out, sizeof out), "empty");
+    CHECK(!http_forwarded_for(NULL, 1, out, sizeof out), "none");
+    CHECK(!http_forwarded_for("192.0.2.5", 0, out, sizeof out), "no proxy");
+    CHECK(!http_forwarded_for("192.0.2.5:8080", 1, out, sizeof out), "port");
+}
+
 static void test_timestamp(void)
 {
     char ts[32];
@@ -119,6 +146,7 @@ int main(void)
     test_depth();
     test_types();
     test_bearer();
+    test_forwarded_for();
     test_timestamp();
     test_metrics();
     TEST_MAIN_END();

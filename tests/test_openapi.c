@@ -1,8 +1,9 @@
 /* test_openapi.c - the OpenAPI document (docs/openapi.json, served at
  * /openapi.json) against the routing table it describes (api_routes):
  * the same paths and methods both ways, a path parameter for every {},
- * the auth class of each route as its security, and the JSON error
- * object for every error status an operation lists.
+ * the auth class of each route as its security, 429 on the rate-limited
+ * routes alone, and the JSON error object for every error status an
+ * operation lists.
  *
  * It reads the copy compiled into the binary (web_find), which is what a
  * client gets, and checks that it is byte for byte docs/openapi.json, so
@@ -169,6 +170,11 @@ static void check_security(const http_route *rt, json_t *op)
     if (rt->policy & API_HEAVY)
         CHECK(json_object_get(responses, "503") != NULL,
               "%s %s (heavy) lacks 503", rt->method, rt->name);
+    /* 429 exactly on the rate-limited routes */
+    bool limited = (rt->policy & API_LIMITED) != 0;
+    CHECK(limited == (json_object_get(responses, "429") != NULL),
+          "%s %s %s 429", rt->method, rt->name,
+          limited ? "(rate-limited) lacks" : "(not rate-limited) lists");
 }
 
 /* Every {x} of the path has an `in: path` parameter named x. */

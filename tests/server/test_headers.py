@@ -1,6 +1,7 @@
 """Headers on every answer: X-Request-Id (the client's when it is a plain
-token, else a fresh one), X-Content-Type-Options: nosniff, and on the web
-page a CSP without inline scripts that forbids framing."""
+token, else a fresh one), X-Content-Type-Options: nosniff, and on every file
+of the web page (and its 304) a CSP without inline scripts that allows
+nothing but this server and forbids framing."""
 import re
 
 import requests
@@ -43,3 +44,33 @@ def test_web_page_cannot_be_framed_and_runs_no_inline_script(server):
     scripts = re.findall(r"<script\b[^>]*>(.*?)</script>", r.text, re.S | re.I)
     assert scripts and all(not s.strip() for s in scripts), scripts
     assert not re.search(r"\son[a-z]+\s*=", r.text, re.I), "inline event handler"
+
+
+def test_every_page_file_has_the_security_headers(server):
+    """Each file of the page (and its 304), not only the HTML: a script or
+    style sheet served without nosniff or with a looser CSP is the gap a
+    reviewer looks for.  The CSP allows nothing but this server."""
+    url = "http://127.0.0.1:%d" % server.port
+    types = {"/": "text/html", "/index.html": "text/html",
+             "/app.js": "text/javascript", "/app.css": "text/css",
+             "/favicon.svg": "image/svg+xml"}
+    for path, ctype in types.items():
+        r = requests.get(url + path, timeout=TIMEOUT)
+        again = requests.get(url + path, headers={"If-None-Match": r.headers["ETag"]},
+                             timeout=TIMEOUT)
+        assert (r.status_code, again.status_code) == (200, 304), path
+        for a in (r, again):
+            h = a.headers
+            assert h["X-Content-Type-Options"] == "nosniff", path
+            assert h["X-Frame-Options"] == "DENY", path
+            csp = [d.strip() for d in h["Content-Security-Policy"].split(";")]
+            assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
+            assert "script-src 'self'" in csp and "connect-src 'self'" in csp
+            assert not any(x in h["Content-Security-Policy"]
+                           for x in ("unsafe-inline", "unsafe-eval", "*", "http:",
+                                     "https:")), h["Content-Security-Policy"]
+        assert r.headers["Content-Type"].split(";")[0] in (ctype, "application/javascript"), \
+            (path, r.headers["Content-Type"])
+    page = requests.get(url + "/", timeout=TIMEOUT).text
+    srcs = re.findall(r'<(?:script|link)\b[^>]*(?:src|href)="([^"]+)"', page, re.I)
+    assert srcs and all(s.startswith("/") and not s.startswith("//") for s in srcs), srcs
