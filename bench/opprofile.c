@@ -495,11 +495,14 @@ int main(int argc, char **argv)
     printf("## Per-op profile of lode's forward pass\n\n"
            "Kernels: %s; load average %.2f; median of %d repetitions; "
            "texts per set:", kern_isa_name(), load[0], reps);
+    const char *sep = " ";
     for (int s = 0; s < N_SETS; s++)
-        if (use_set[s])
-            printf(" %d %s (%d tokens)", texts_each ? texts_each
-                                                    : sets[s].texts,
-                   sets[s].name, sets[s].tokens);
+        if (use_set[s]) {
+            printf("%s%d %s (%d tokens)", sep,
+                   texts_each ? texts_each : sets[s].texts, sets[s].name,
+                   sets[s].tokens);
+            sep = ", ";
+        }
     printf(".\n");
     int rc = 0;
     for (int mi = 0; mi < n_models; mi++) {
