@@ -374,52 +374,47 @@ static void print_table(const char *label, result (*res)[N_SETS],
                         const int *threads, int n_threads,
                         const int *use_set, int is_q8)
 {
+    /* The columns: sets within thread counts, as bench/embed.py's. */
+    const result *col[8 * N_SETS];
+    int n_cols = 0;
     printf("\n### %s\n\nms per text (share of the total)\n\n| op |", label);
     for (int ti = 0; ti < n_threads; ti++)
         for (int s = 0; s < N_SETS; s++)
-            if (use_set[s])
+            if (use_set[s]) {
+                col[n_cols++] = &res[ti][s];
                 printf(" %s %dT |", sets[s].name, threads[ti]);
+            }
     printf("\n|---|");
-    for (int ti = 0; ti < n_threads; ti++)
-        for (int s = 0; s < N_SETS; s++)
-            if (use_set[s])
-                printf("---|");
+    for (int c = 0; c < n_cols; c++)
+        printf("---|");
     printf("\n");
     for (size_t k = 0; k < sizeof rows / sizeof rows[0]; k++) {
         const row *rw = &rows[k];
         if ((rw->detail && !prof_detail) || (rw->q8_only && !is_q8))
             continue;
         printf("| %s |", rw->label);
-        for (int ti = 0; ti < n_threads; ti++)
-            for (int s = 0; s < N_SETS; s++) {
-                if (!use_set[s])
-                    continue;
-                const result *r = &res[ti][s];
-                if (!r->done) {
-                    printf(" - |");
-                    continue;
-                }
-                double ns = row_ns(rw, r);
-                printf(" %.4f (%.1f%%) |", ns / 1e6 / r->n_texts,
-                       100.0 * ns / r->total_ns);
-            }
+        for (int c = 0; c < n_cols; c++) {
+            double ns = row_ns(rw, col[c]);
+            if (col[c]->done)
+                printf(" %.4f (%.1f%%) |", ns / 1e6 / col[c]->n_texts,
+                       100.0 * ns / col[c]->total_ns);
+            else
+                printf(" - |");
+        }
         printf("\n");
     }
     const char *what[2] = {"total, profiled", "unprofiled"};
     for (int w = 0; w < 2; w++) {
         printf("| %s |", what[w]);
-        for (int ti = 0; ti < n_threads; ti++)
-            for (int s = 0; s < N_SETS; s++) {
-                if (!use_set[s])
-                    continue;
-                const result *r = &res[ti][s];
-                double ns = w ? r->plain_ns : r->total_ns;
-                if (!r->done)
-                    printf(" - |");
-                else
-                    printf(" %.4f = %.0f/s |", ns / 1e6 / r->n_texts,
-                           r->n_texts / (ns / 1e9));
-            }
+        for (int c = 0; c < n_cols; c++) {
+            const result *r = col[c];
+            double ns = w ? r->plain_ns : r->total_ns;
+            if (r->done)
+                printf(" %.4f = %.0f/s |", ns / 1e6 / r->n_texts,
+                       r->n_texts / (ns / 1e9));
+            else
+                printf(" - |");
+        }
         printf("\n");
     }
 }
