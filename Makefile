@@ -118,7 +118,7 @@ clean:
 # `make bench`: the GEMM benchmark (bench/README.md).  OpenBLAS is linked
 # into the benchmark only, for comparison; lode itself never links it.
 bench: $(BUILD)/bench/gemm $(BUILD)/bench/store $(BUILD)/bench/latency \
-	$(BUILD)/bench/hybrid_latency
+	$(BUILD)/bench/hybrid_latency $(BUILD)/bench/opprofile
 # bench/embed.sh needs only this one (no OpenBLAS).
 $(BUILD)/bench/latency: bench/latency.c $(BUILD)/liblode.a | $(DEPS_OK)
 	@mkdir -p $(@D)
@@ -132,6 +132,19 @@ $(BUILD)/bench/store: bench/store.c $(BUILD)/liblode.a | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -o $@ $< $(BUILD)/liblode.a $(LDFLAGS) \
 		$(PKG_LIBS) $(LDLIBS)
+# The per-op profile: bert.c and kernels.c compiled again with the timing
+# hooks of src/opprof.h into objects of its own, linked ahead of
+# liblode.a (whose copies are then not pulled in), so the library never
+# carries the hooks.
+OPPROF_OBJ := $(BUILD)/bench/opprof/bert.o $(BUILD)/bench/opprof/kernels.o
+$(BUILD)/bench/opprof/%.o: src/%.c | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -DLODE_OPPROFILE $(PKG_CFLAGS) -c -o $@ $<
+$(BUILD)/bench/opprofile: bench/opprofile.c $(OPPROF_OBJ) $(BUILD)/liblode.a | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -DLODE_OPPROFILE $(PKG_CFLAGS) -Isrc -o $@ $< \
+		$(OPPROF_OBJ) $(BUILD)/liblode.a $(LDFLAGS) $(PKG_LIBS) $(LDLIBS)
+-include $(wildcard $(BUILD)/bench/opprof/*.d)
 $(BUILD)/bench/gemm: bench/gemm.c $(BUILD)/liblode.a | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Isrc $$(pkg-config --cflags openblas) -o $@ $< \

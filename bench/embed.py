@@ -11,7 +11,19 @@ Peers, all on all-MiniLM-L6-v2, the same texts and the same thread count:
   of that file), intra_op_num_threads set; llama.cpp through
   llama-cpp-python on the same q8_0 and f16 GGUF files lode reads
   (n_threads and n_threads_batch set, n_batch = n_ubatch = 512, its
-  default: see load_llama).
+  default: see load_llama); OpenVINO f32 (that ONNX file converted to IR,
+  inference precision pinned to f32) and int8 (NNCF post-training
+  quantisation of the IR, model_type TRANSFORMER, calibrated on a fixed
+  set of paragraphs from data/sample/), one stream of
+  INFERENCE_NUM_THREADS threads (see load_ov); CTranslate2 int8 (its
+  Transformers converter, int8 weights, compute_type int8, intra_threads
+  set; mean pooling and normalisation in NumPy on its token outputs).
+
+Every conversion (GGUF, ONNX, OpenVINO IR, NNCF calibration, CTranslate2)
+happens before anything is timed, from the local model directory with the
+Hugging Face hub switched off (HF_HUB_OFFLINE), into --work (default
+build/embed, git-ignored), and is reused while its file is there: delete
+a file to rebuild it.
 
 What is measured, and how it is kept fair:
 
@@ -35,6 +47,9 @@ What is measured, and how it is kept fair:
               `lode embed -m MODEL -t 1 TEXT`, and for each Python peer a
               fresh interpreter that imports, loads, embeds and prints.
   peak RSS    of that same cold-start process (GNU time's %M).
+  accuracy    min cosine, over every text of every set and thread count,
+              between a peer's vector and sentence-transformers' (fp32,
+              computed once per set of texts and kept in --work).
 
 Every number is the median of --reps repetitions.  The machine's load
 average is printed before and after: numbers taken while it is above the
@@ -42,7 +57,9 @@ CPU count say more about the scheduler than about the code.
 """
 import argparse
 import datetime
+import hashlib
 import json
+import math
 import os
 import platform
 import random
@@ -56,14 +73,18 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 LENGTHS = {"short": 12, "medium": 60, "long": 256}
 N_TEXTS = {"short": 512, "medium": 128, "long": 32}
-PY_PEERS = ["st-fp32", "ort-fp32", "ort-int8", "llama-q8_0", "llama-f16"]
+PY_PEERS = ["st-fp32", "ort-fp32", "ort-int8", "ov-fp32", "ov-int8",
+            "ct2-int8", "llama-q8_0", "llama-f16"]
 LODE_PEERS = ["lode-f32", "lode-f16", "lode-q8_0"]
 LABELS = {
     "lode-f32": "lode f32", "lode-f16": "lode f16", "lode-q8_0": "lode q8_0",
     "st-fp32": "sentence-transformers fp32", "ort-fp32": "ONNX Runtime fp32",
     "ort-int8": "ONNX Runtime int8", "llama-q8_0": "llama.cpp q8_0",
-    "llama-f16": "llama.cpp f16",
+    "llama-f16": "llama.cpp f16", "ov-fp32": "OpenVINO f32",
+    "ov-int8": "OpenVINO int8 (NNCF)", "ct2-int8": "CTranslate2 int8",
 }
+# Calibration set for NNCF: the first paragraphs of data/sample/.
+CALIBRATION_TEXTS = 300
 
 # ---- texts -----------------------------------------------------------------
 
@@ -113,11 +134,13 @@ def make_text(rng, ok, n_tokens):
     return ". ".join(s[:1].upper() + s[1:] for s in text.split(". "))
 
 
-def make_texts(lode, model, seed=1):
+def make_texts(lode, model, counts, seed=1):
     ok = single_token_words(lode, model)
     rng = random.Random(seed)
+    # The whole sets, then the first counts[name] of each: a short run
+    # embeds the first texts of the full one.
     texts = {name: [make_text(rng, ok, n) for _ in range(N_TEXTS[name])]
-             for name, n in LENGTHS.items()}
+             [:counts[name]] for name, n in LENGTHS.items()}
     for name, group in texts.items():  # check the counts with lode itself
         stdin = "".join(json.dumps(t) + "\n" for t in group)
         out = subprocess.run([lode, "tokenize", "-m", model, "--json"],
@@ -138,6 +161,7 @@ class Peer:
     def __init__(self, name, threads, batch, files):
         self.name, self.threads, self.batch, self.files = \
             name, threads, batch, files
+        self.settings = {}   # what the peer reports it was set to
 
     def load(self):
         kind = self.name.split("-")[0]
@@ -152,10 +176,40 @@ class Peer:
         self.embed = lambda texts: self.st.encode(
             texts, batch_size=self.batch, convert_to_numpy=True)
 
-    def load_ort(self):
-        import numpy as np
-        import onnxruntime as ort
+    def tokenizer(self):
+        """The tokenizers library alone, as an ONNX, OpenVINO or
+        CTranslate2 deployment would use it (transformers would import
+        PyTorch); truncation at the model's 256 tokens, padding to the
+        longest text of a batch."""
         from tokenizers import Tokenizer
+        tok = Tokenizer.from_file(os.path.join(self.files["hf"],
+                                               "tokenizer.json"))
+        tok.enable_truncation(256)
+        tok.enable_padding()
+        return tok
+
+    def batched(self, run):
+        """embed(texts): run(feeds) -> [batch][384] for each batch of
+        self.batch texts, feeds as BERT's three int64 inputs."""
+        import numpy as np
+        tok = self.tokenizer()
+
+        def embed(texts):
+            out = []
+            for i in range(0, len(texts), self.batch):
+                enc = tok.encode_batch(texts[i:i + self.batch])
+                feeds = {
+                    "input_ids": np.array([e.ids for e in enc], np.int64),
+                    "attention_mask": np.array([e.attention_mask
+                                                for e in enc], np.int64),
+                    "token_type_ids": np.array([e.type_ids for e in enc],
+                                               np.int64)}
+                out.extend(run(feeds))
+            return out
+        return embed
+
+    def load_ort(self):
+        import onnxruntime as ort
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self.threads
         opts.inter_op_num_threads = 1
@@ -163,26 +217,73 @@ class Peer:
         path = self.files["onnx-" + self.name.split("-")[1]]
         self.session = ort.InferenceSession(
             path, opts, providers=["CPUExecutionProvider"])
-        # The tokenizers library alone, as an ONNX deployment would use it
-        # (transformers would import PyTorch).
-        self.tok = Tokenizer.from_file(os.path.join(self.files["hf"],
-                                                    "tokenizer.json"))
-        self.tok.enable_truncation(256)
-        self.tok.enable_padding()
+        self.embed = self.batched(lambda feeds:
+                                  self.session.run(None, feeds)[0])
 
-        def embed(texts):
-            out = []
-            for i in range(0, len(texts), self.batch):
-                enc = self.tok.encode_batch(texts[i:i + self.batch])
-                feeds = {
-                    "input_ids": np.array([e.ids for e in enc], np.int64),
-                    "attention_mask": np.array([e.attention_mask
-                                                for e in enc], np.int64),
-                    "token_type_ids": np.array([e.type_ids for e in enc],
-                                               np.int64)}
-                out.extend(self.session.run(None, feeds)[0])
-            return out
-        self.embed = embed
+    def load_ov(self):
+        import numpy as np
+        import openvino as ov
+        import openvino.properties as props
+        import openvino.properties.hint as hints
+        # Threads: one stream (one inference at a time, as every peer here
+        # runs) of exactly self.threads threads.  INFERENCE_NUM_THREADS and
+        # NUM_STREAMS set explicitly override what the LATENCY hint would
+        # pick; the values the compiled model reports are kept in the
+        # results ("settings").  f32 pins inference precision to f32: on
+        # CPUs with AMX, OpenVINO would otherwise run f32 models in bf16.
+        # int8 keeps OpenVINO's default for the layers NNCF left in float,
+        # as its documented int8 path does.
+        config = {props.inference_num_threads: self.threads,
+                  props.num_streams: 1,
+                  hints.performance_mode: hints.PerformanceMode.LATENCY}
+        if self.name == "ov-fp32":
+            config[hints.inference_precision] = ov.Type.f32
+        core = ov.Core()
+        self.compiled = core.compile_model(self.files[self.name], "CPU",
+                                           config)
+        self.settings = {}
+        for key in (props.inference_num_threads, props.num_streams,
+                    hints.inference_precision, hints.performance_mode,
+                    hints.enable_cpu_pinning):
+            value = self.compiled.get_property(key)
+            self.settings[key] = (value.get_type_name()
+                                  if isinstance(value, ov.Type) else
+                                  str(value))
+        request = self.compiled.create_infer_request()
+        output = self.compiled.output(0)
+        # The output tensor is reused by the next call: copy it out.
+        self.embed = self.batched(
+            lambda feeds: np.array(request.infer(feeds)[output]))
+
+    def load_ct2(self):
+        import ctranslate2
+        import numpy as np
+        # Threads: intra_threads is the OpenMP team of one batch (what the
+        # other peers' thread count means); inter_threads = 1, as one batch
+        # runs at a time.  OMP_NUM_THREADS is set to the same (thread_env).
+        self.encoder = ctranslate2.Encoder(
+            self.files[self.name], device="cpu", compute_type="int8",
+            intra_threads=self.threads, inter_threads=1)
+        self.settings = {"compute_type": self.encoder.compute_type,
+                         "intra_threads": self.threads}
+
+        def run(feeds):
+            # CTranslate2's encoder gives token outputs: mean pooling over
+            # the attention mask and L2 normalisation, as
+            # sentence-transformers does.
+            ids, mask = feeds["input_ids"], feeds["attention_mask"]
+            lengths = mask.sum(1)
+            out = self.encoder.forward_batch(
+                [list(row[:n]) for row, n in zip(ids.tolist(), lengths)],
+                token_type_ids=[list(row[:n]) for row, n in
+                                zip(feeds["token_type_ids"].tolist(),
+                                    lengths)])
+            hidden = np.array(out.last_hidden_state)   # [batch][len][384]
+            m = mask[:, :hidden.shape[1], None].astype(hidden.dtype)
+            mean = (hidden * m).sum(1) / np.maximum(m.sum(1), 1e-9)
+            norm = np.linalg.norm(mean, axis=1, keepdims=True)
+            return mean / np.maximum(norm, 1e-12)
+        self.embed = self.batched(run)
 
     def load_llama(self):
         from llama_cpp import Llama
@@ -209,10 +310,12 @@ class Peer:
 def worker(args):
     """Throughput for each length and one-text latency; JSON on stdout."""
     files = json.loads(args.files)
-    texts = json.load(open(args.texts))
+    texts = json.load(open(args.texts_file))
+    reference = json.load(open(args.reference)) if args.reference else None
     peer = Peer(args.worker, args.threads, args.batch, files)
     peer.load()
-    result = {"throughput": {}, "latency_ms": None}
+    result = {"throughput": {}, "latency_ms": None, "min_cosine": {},
+              "settings": peer.settings}
     for name, group in texts.items():
         peer.embed(group[:args.batch])  # warm-up
         rates = []
@@ -222,6 +325,8 @@ def worker(args):
             rates.append(len(group) / (time.perf_counter() - t0))
             assert len(vecs) == len(group) and len(vecs[0]) == 384
         result["throughput"][name] = statistics.median(rates)
+        if reference:
+            result["min_cosine"][name] = min_cosine(vecs, reference[name])
     query = texts["short"][0]
     peer.embed([query])
     times = []
@@ -231,6 +336,52 @@ def worker(args):
         times.append(time.perf_counter() - t0)
     result["latency_ms"] = statistics.median(times) * 1e3
     print(json.dumps(result))
+
+
+def min_cosine(vecs, refs):
+    """The lowest cosine between vecs[i] and refs[i] (plain Python: the
+    orchestrator does not import NumPy)."""
+    worst = 1.0
+    for a, b in zip(vecs, refs, strict=True):
+        a = [float(x) for x in a]
+        dot = sum(x * y for x, y in zip(a, b))
+        na = math.sqrt(sum(x * x for x in a))
+        nb = math.sqrt(sum(y * y for y in b))
+        worst = min(worst, dot / (na * nb) if na and nb else 0.0)
+    return worst
+
+
+def reference_vectors(args):
+    """sentence-transformers fp32 vectors of every text, the reference of
+    the accuracy column; JSON {set: [[384 floats]...]} written to the
+    --make-reference path."""
+    texts = json.load(open(args.texts_file))
+    peer = Peer("st-fp32", args.threads, args.batch, json.loads(args.files))
+    peer.load()
+    out = {name: [[float(x) for x in v] for v in peer.embed(group)]
+           for name, group in texts.items()}
+    tmp = args.make_reference + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(out, f)
+    os.replace(tmp, args.make_reference)
+
+
+def reference(args, files, texts_path):
+    """The path of sentence-transformers' vectors of these texts, made by a
+    child when no earlier run left them (named by a hash of the texts)."""
+    with open(texts_path, "rb") as f:
+        digest = hashlib.sha256(f.read() + args.model.encode()).hexdigest()
+    path = os.path.join(args.work, f"reference-{digest[:16]}.json")
+    if not os.path.exists(path):
+        threads = max(args.threads)
+        print("reference vectors (sentence-transformers) ...",
+              file=sys.stderr, flush=True)
+        subprocess.run([sys.executable, __file__, "--make-reference", path,
+                        "--threads", str(threads), "--batch",
+                        str(args.batch), "--files", json.dumps(files),
+                        "--texts-file", texts_path], check=True,
+                       env=thread_env(threads))
+    return path
 
 
 def cold(args):
@@ -272,8 +423,17 @@ def spawn_timed(cmd, env=None, stdin_text=None):
     return t_first, peak_kb / 1024, first + rest
 
 
-def thread_env(threads):
+def offline_env():
+    """The environment of every child: the Hugging Face hub is never asked
+    (models load from the local directory; nothing downloads at run time)."""
     env = dict(os.environ)
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+               HF_DATASETS_OFFLINE="1")
+    return env
+
+
+def thread_env(threads):
+    env = offline_env()
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[var] = str(threads)
     env["TOKENIZERS_PARALLELISM"] = "false"
@@ -281,6 +441,7 @@ def thread_env(threads):
 
 
 def lode_throughput(lode, model, threads, group, reps):
+    """(texts/s, the vectors of the last run)."""
     cmd = [lode, "embed", "-m", model, "-t", str(threads), "--json"]
     stdin = "".join(json.dumps(t) + "\n" for t in group)
     empty = []
@@ -297,24 +458,38 @@ def lode_throughput(lode, model, threads, group, reps):
                              check=True).stdout
         rates.append(len(group) / (time.perf_counter() - t0 - base))
         assert out.count("\n") == len(group)
-    return statistics.median(rates)
+    return statistics.median(rates), [json.loads(v) for v in
+                                      out.splitlines()]
 
 
-def prepare(args, work):
-    """GGUF files from lode convert and the ONNX files; reused if present."""
+def prepare(args, work, peers):
+    """The files the peers read, made once and reused while present: GGUF
+    files from lode convert, the ONNX export, the OpenVINO IRs (f32 and
+    NNCF int8) and the CTranslate2 model, each only when one of the
+    peers asked for needs it.  Conversions run in children, offline."""
     files = {"hf": args.model,
              "gguf-f16": os.path.join(work, "minilm-f16.gguf"),
              "gguf-q8_0": os.path.join(work, "minilm-q8_0.gguf"),
              "onnx-fp32": os.path.join(work, "minilm-fp32.onnx"),
-             "onnx-int8": os.path.join(work, "minilm-int8.onnx")}
+             "onnx-int8": os.path.join(work, "minilm-int8.onnx"),
+             "ov-fp32": os.path.join(work, "minilm-ov-fp32.xml"),
+             "ov-int8": os.path.join(work, "minilm-ov-int8.xml"),
+             "ct2-int8": os.path.join(work, "minilm-ct2-int8")}
     os.makedirs(work, exist_ok=True)
+    kinds = {p.split("-")[0] for p in peers}
     for t in ("f16", "q8_0"):
-        if not os.path.exists(files["gguf-" + t]):
+        if (t == "q8_0" or "lode-f16" in peers or "llama-f16" in peers) \
+                and not os.path.exists(files["gguf-" + t]):
             subprocess.run([args.lode, "convert", args.model,
                             files["gguf-" + t], "--type", t], check=True)
-    if not os.path.exists(files["onnx-int8"]):
-        subprocess.run([sys.executable, __file__, "--export-onnx",
-                        "--files", json.dumps(files)], check=True)
+    steps = [("ort" in kinds or "ov" in kinds, "onnx-int8", "--export-onnx"),
+             ("ov" in kinds, "ov-int8", "--export-openvino"),
+             ("ct2" in kinds, "ct2-int8", "--export-ct2")]
+    for wanted, last_file, mode in steps:
+        if wanted and not os.path.exists(files[last_file]):
+            subprocess.run([sys.executable, __file__, mode,
+                            "--files", json.dumps(files)], check=True,
+                           env=offline_env())
     return files
 
 
@@ -359,12 +534,84 @@ def export_onnx(args):
                      weight_type=QuantType.QInt8)
 
 
+def calibration_texts(n=CALIBRATION_TEXTS):
+    """A fixed calibration set: the paragraphs of data/sample/ (files in
+    name order, HTML tags dropped), those of 8 words or more, the first n.
+    Real prose, as a user would calibrate on, and not the texts timed."""
+    import html
+    import re
+    sample = os.path.join(ROOT, "data", "sample")
+    out = []
+    for name in sorted(os.listdir(sample)):
+        with open(os.path.join(sample, name), encoding="utf-8") as f:
+            text = f.read()
+        if name.endswith(".html"):
+            text = html.unescape(re.sub(r"<[^>]*>", "\n", text))
+        for para in re.split(r"\n\s*\n", text):
+            para = " ".join(para.split())
+            if len(para.split()) >= 8:
+                out.append(para)
+    return out[:n]
+
+
+def save_ov(model, path):
+    """ov.save_model to a temporary name, then renamed: the .xml appears
+    last, so a file that is there is whole.  compress_to_fp16=False keeps
+    the weights f32 (save_model's default would store them as f16)."""
+    import openvino as ov
+    tmp = path[:-len(".xml")] + ".tmp.xml"
+    ov.save_model(model, tmp, compress_to_fp16=False)
+    os.replace(tmp[:-len(".xml")] + ".bin", path[:-len(".xml")] + ".bin")
+    os.replace(tmp, path)
+
+
+def export_openvino(args):
+    """The ONNX export (BERT + mean pooling + normalisation) as OpenVINO
+    IR, f32; then NNCF post-training quantisation of it, the documented
+    int8 path for a transformer (model_type TRANSFORMER, default preset),
+    calibrated one text at a time on calibration_texts()."""
+    import nncf
+    import numpy as np
+    import openvino as ov
+    files = json.loads(args.files)
+    model = ov.convert_model(files["onnx-fp32"])
+    save_ov(model, files["ov-fp32"])
+    tok = Peer("ov-int8", 1, 1, files).tokenizer()
+    samples = []
+    for text in calibration_texts():
+        e = tok.encode(text)
+        samples.append({
+            "input_ids": np.array([e.ids], np.int64),
+            "attention_mask": np.array([e.attention_mask], np.int64),
+            "token_type_ids": np.array([e.type_ids], np.int64)})
+    quantized = nncf.quantize(ov.convert_model(files["onnx-fp32"]),
+                              nncf.Dataset(samples),
+                              model_type=nncf.ModelType.TRANSFORMER,
+                              subset_size=len(samples))
+    save_ov(quantized, files["ov-int8"])
+
+
+def export_ct2(args):
+    """CTranslate2's Transformers converter on the local model directory
+    (it loads the model with transformers), int8 weights, into a
+    temporary directory then renamed."""
+    import shutil
+    from ctranslate2.converters import TransformersConverter
+    files = json.loads(args.files)
+    out = files["ct2-int8"]
+    tmp = out + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    TransformersConverter(files["hf"]).convert(tmp, quantization="int8")
+    os.replace(tmp, out)
+
+
 def versions():
     """Peer versions, from a child: importing the peers here would grow
     this process by hundreds of MB."""
     code = ("import json\nout = {}\n"
-            "for mod in ('torch', 'sentence_transformers', 'onnxruntime',"
-            " 'llama_cpp', 'numpy'):\n"
+            "for mod in ('torch', 'sentence_transformers', 'transformers',"
+            " 'tokenizers', 'onnxruntime', 'openvino', 'nncf',"
+            " 'ctranslate2', 'llama_cpp', 'numpy'):\n"
             "    try:\n        out[mod] = __import__(mod).__version__\n"
             "    except Exception:\n        out[mod] = '?'\n"
             "print(json.dumps(out))\n")
@@ -392,21 +639,31 @@ def report(args, results, load_before, load_after, command):
         f"{os.cpu_count()} CPUs ({_cpu_model()}); load average before "
         f"{load_before[0]:.2f}, after {load_after[0]:.2f}.  Medians of "
         f"{args.reps} runs; batch {args.batch}; texts per run: " +
-        ", ".join(f"{N_TEXTS[n]} {n} ({LENGTHS[n]} tokens)" for n in LENGTHS)
-        + ".")
+        ", ".join(f"{args.counts[n]} {n} ({LENGTHS[n]} tokens)"
+                  for n in LENGTHS) + ".")
     add("")
     add("Versions: " + ", ".join(f"{k} {v}" for k, v in
                                  results["versions"].items()))
     add("")
     add("## Throughput (sentences/s)")
     add("")
-    add("| peer | " + " | ".join(f"{n} {t}T" for n, t in cols) + " |")
-    add("|---|" + "---|" * len(cols))
+    add("| peer | " + " | ".join(f"{n} {t}T" for n, t in cols) +
+        " | min cosine vs sentence-transformers |")
+    add("|---|" + "---|" * (len(cols) + 1))
     ran = [p for p in LODE_PEERS + PY_PEERS if p in results["throughput"]]
     for peer in ran:
         row = [fmt(results["throughput"].get(peer, {}).get(f"{n}/{t}"))
                for n, t in cols]
+        row.append(fmt(results["min_cosine"].get(peer), 5))
         add(f"| {LABELS[peer]} | " + " | ".join(row) + " |")
+    settings = [(p, t, s) for p in ran
+                for t, s in results["settings"].get(p, {}).items()]
+    if settings:
+        add("")
+        add("Settings as the peers report them: " + "; ".join(
+            f"{LABELS[p]} {t}T: " + ", ".join(f"{k} {v}"
+                                               for k, v in s.items())
+            for p, t, s in settings) + ".")
     add("")
     add("## Ratios lode / peer (throughput)")
     add("")
@@ -444,9 +701,10 @@ def report(args, results, load_before, load_after, command):
 
 
 RATIOS = [("lode-q8_0", "st-fp32"), ("lode-q8_0", "ort-int8"),
+          ("lode-q8_0", "ov-int8"), ("lode-q8_0", "ct2-int8"),
           ("lode-q8_0", "llama-q8_0"), ("lode-q8_0", "ort-fp32"),
           ("lode-f32", "st-fp32"), ("lode-f32", "ort-fp32"),
-          ("lode-f16", "llama-f16")]
+          ("lode-f32", "ov-fp32"), ("lode-f16", "llama-f16")]
 
 
 def goals(args, results):
@@ -455,7 +713,9 @@ def goals(args, results):
     for ours, theirs, want in (("lode-q8_0", "st-fp32", 4.0),
                                ("lode-q8_0", "ort-int8", 1.5),
                                ("lode-q8_0", "llama-q8_0", 1.2),
-                               ("lode-f32", "st-fp32", 1.5)):
+                               ("lode-f32", "st-fp32", 1.5),
+                               ("lode-q8_0", "ov-int8", 1.2),    # issue 15
+                               ("lode-f32", "ov-fp32", 1.0)):
         ratios = {k: thr[ours][k] / thr[theirs][k] for k in thr.get(ours, {})
                   if thr.get(theirs, {}).get(k)}
         if not ratios:
@@ -465,6 +725,10 @@ def goals(args, results):
         out.append(f"{'MET' if ok else 'MISSED'}: {LABELS[ours]} >= {want}x "
                    f"{LABELS[theirs]} everywhere (lowest {ratios[worst]:.2f}x"
                    f" at {worst.replace('/', ' ')}T)")
+    cos = results["min_cosine"].get("lode-q8_0")
+    if cos is not None:
+        out.append(f"{'MET' if cos >= 0.997 else 'MISSED'}: lode q8_0 min "
+                   f"cosine vs sentence-transformers >= 0.997 ({cos:.5f})")
     lat = results["latency_ms"].get("lode-q8_0", {}).get("1")
     if lat is not None:
         out.append(f"{'MET' if lat < 2 else 'MISSED'}: one short query, "
@@ -497,24 +761,40 @@ def main():
                     default=os.path.join(ROOT, "build", "bench", "latency"))
     ap.add_argument("--model", default=os.path.join(ROOT, "models",
                                                     "all-MiniLM-L6-v2"))
-    ap.add_argument("--work", default=os.path.join(ROOT, "models", "bench"),
-                    help="where the GGUF and ONNX files go")
+    ap.add_argument("--work", default=os.path.join(ROOT, "build", "embed"),
+                    help="where the converted models, the texts and the "
+                    "reference vectors go (reused while present)")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--latency-reps", type=int, default=200)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--peers", default=",".join(LODE_PEERS + PY_PEERS))
+    ap.add_argument("--texts", type=int,
+                    help="texts per set (default: " + ", ".join(
+                        f"{v} {k}" for k, v in N_TEXTS.items()) +
+                    "); a small number makes a quick check")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     # internal modes
     ap.add_argument("--worker")
     ap.add_argument("--cold")
     ap.add_argument("--export-onnx", action="store_true")
+    ap.add_argument("--export-openvino", action="store_true")
+    ap.add_argument("--export-ct2", action="store_true")
+    ap.add_argument("--make-reference")
+    ap.add_argument("--reference")
     ap.add_argument("--files")
-    ap.add_argument("--texts")
+    ap.add_argument("--texts-file")
     ap.add_argument("--text")
     args = ap.parse_args()
     if args.export_onnx:
         return export_onnx(args)
+    if args.export_openvino:
+        return export_openvino(args)
+    if args.export_ct2:
+        return export_ct2(args)
+    if args.make_reference:
+        args.threads = int(args.threads)
+        return reference_vectors(args)
     if args.worker:
         args.threads = int(args.threads)
         return worker(args)
@@ -524,28 +804,40 @@ def main():
     command = shlex.join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:])
     args.threads = [int(t) for t in args.threads.split(",")]
     peers = args.peers.split(",")
+    unknown = [p for p in peers if p not in LABELS]
+    if unknown:
+        sys.exit(f"embed.py: unknown peers {unknown}; known: "
+                 f"{','.join(LODE_PEERS + PY_PEERS)}")
+    args.counts = {k: min(v, args.texts) if args.texts else v
+                   for k, v in N_TEXTS.items()}
     load_before = os.getloadavg()
     print(f"load average {load_before[0]:.2f} on {os.cpu_count()} CPUs",
           file=sys.stderr)
-    files = prepare(args, args.work)
-    texts = make_texts(args.lode, files["gguf-q8_0"])
+    files = prepare(args, args.work, peers)
+    texts = make_texts(args.lode, files["gguf-q8_0"], args.counts)
     texts_path = os.path.join(args.work, "texts.json")
     with open(texts_path, "w") as f:
         json.dump(texts, f)
+    reference_path = reference(args, files, texts_path)
+    with open(reference_path) as f:
+        ref = json.load(f)
     lode_models = {"lode-f32": files["hf"], "lode-f16": files["gguf-f16"],
                    "lode-q8_0": files["gguf-q8_0"]}
     results = {"throughput": {}, "latency_ms": {}, "cold": {},
-               "versions": versions()}
+               "min_cosine": {}, "min_cosine_by_set": {}, "settings": {},
+               "texts_per_set": args.counts, "versions": versions()}
     query = texts["short"][0]
     for peer in peers:
         print(f"{peer} ...", file=sys.stderr, flush=True)
         thr = results["throughput"].setdefault(peer, {})
         lat = results["latency_ms"].setdefault(peer, {})
+        cos = results["min_cosine_by_set"].setdefault(peer, {})
         for t in args.threads:
             if peer in lode_models:
                 for name, group in texts.items():
-                    thr[f"{name}/{t}"] = lode_throughput(
+                    thr[f"{name}/{t}"], vecs = lode_throughput(
                         args.lode, lode_models[peer], t, group, args.reps)
+                    cos[f"{name}/{t}"] = min_cosine(vecs, ref[name])
                 out = subprocess.run(
                     [args.latency_bin, lode_models[peer], str(t),
                      str(args.latency_reps), query],
@@ -557,7 +849,8 @@ def main():
                      "--threads", str(t), "--batch", str(args.batch),
                      "--reps", str(args.reps), "--latency-reps",
                      str(args.latency_reps), "--files", json.dumps(files),
-                     "--texts", texts_path],
+                     "--texts-file", texts_path, "--reference",
+                     reference_path],
                     capture_output=True, text=True, env=thread_env(t))
                 if out.returncode != 0:
                     print(out.stderr, file=sys.stderr)
@@ -565,11 +858,20 @@ def main():
                 r = json.loads(out.stdout.splitlines()[-1])
                 for name, v in r["throughput"].items():
                     thr[f"{name}/{t}"] = v
+                for name, v in r["min_cosine"].items():
+                    cos[f"{name}/{t}"] = v
                 lat[str(t)] = r["latency_ms"]
+                if r["settings"]:
+                    results["settings"].setdefault(peer, {})[str(t)] = \
+                        r["settings"]
+            if cos:
+                results["min_cosine"][peer] = min(cos.values())
             print(f"  {t}T: " + ", ".join(f"{k} {v:.0f}/s" for k, v in
                                           thr.items() if k.endswith(f"/{t}"))
-                  + f"; latency {lat.get(str(t), 0):.2f} ms", file=sys.stderr,
-                  flush=True)
+                  + f"; latency {lat.get(str(t), 0):.2f} ms; min cosine "
+                  + ", ".join(f"{k} {v:.5f}" for k, v in cos.items()
+                              if k.endswith(f"/{t}")),
+                  file=sys.stderr, flush=True)
         starts, rss = [], []
         for _ in range(args.reps):
             if peer in lode_models:

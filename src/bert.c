@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "opprof.h"
 #include "pool.h"
 
 const char *bert_pooling_name(bert_pooling p)
@@ -299,9 +300,11 @@ int bert_forward(const bert_config *cfg, const bert_weights *w,
     if ((size_t)c.chunks > T)
         c.chunks = (int)T;
     float *x = s->x;
+    OPPROF_STEP(OPPROF_OTHER); /* bench-only profile marks (opprof.h) */
 
     /* Embeddings: word + position + token type 0, then LayerNorm. [T][H] */
     pool_run(pool, c.chunks, task_embed, &c);
+    OPPROF_STEP(OPPROF_EMBED);
 
     for (int l = 0; l < cfg->n_layers; l++) {
         const bert_layer *L = &w->layers[l];
@@ -310,24 +313,33 @@ int bert_forward(const bert_config *cfg, const bert_weights *w,
         kern_linear_mt(pool, x, (int)T, &L->q, L->q_b, s->q);
         kern_linear_mt(pool, x, (int)T, &L->k, L->k_b, s->k);
         kern_linear_mt(pool, x, (int)T, &L->v, L->v_b, s->v);
+        OPPROF_STEP(OPPROF_QKV);
         /* Attention within each sequence, one task per (sequence, head). */
         pool_run(pool, n_seqs * cfg->n_heads, task_attention, &c);
+        OPPROF_STEP(OPPROF_ATTENTION);
         /* Output projection, residual, LayerNorm.           [T][H] */
         kern_linear_mt(pool, s->ctx, (int)T, &L->o, L->o_b, s->tmp);
+        OPPROF_STEP(OPPROF_ATTN_OUT);
         c.after_attention = 1;
         pool_run(pool, c.chunks, task_residual, &c);
+        OPPROF_STEP(OPPROF_RESIDUAL_LN);
         /* FFN: GELU(x W1^T + b1) W2^T + b2, residual, LayerNorm. */
         kern_linear_mt(pool, x, (int)T, &L->up, L->up_b, s->ffn); /* [T][I] */
+        OPPROF_STEP(OPPROF_FFN_UP);
         pool_run(pool, c.chunks, task_gelu, &c);
+        OPPROF_STEP(OPPROF_GELU);
         kern_linear_mt(pool, s->ffn, (int)T, &L->down, L->down_b,
                        s->tmp);                                  /* [T][H] */
+        OPPROF_STEP(OPPROF_FFN_DOWN);
         c.after_attention = 0;
         pool_run(pool, c.chunks, task_residual, &c);
+        OPPROF_STEP(OPPROF_RESIDUAL_LN);
     }
 
     /* Pooling (and normalisation) per sequence.            [n_seqs][H] */
     for (int i = 0; i < n_seqs; i++)
         pool_sequence(cfg, x + (size_t)seq_start[i] * H, seq_lens[i],
                       out + (size_t)i * H);
+    OPPROF_STEP(OPPROF_POOLING);
     return LODE_OK;
 }

@@ -17,6 +17,7 @@
 #include "kernels_isa.h"
 
 #include "err.h"
+#include "opprof.h"
 #include "pool.h"
 
 #include <math.h>
@@ -411,7 +412,9 @@ void kern_linear(const float *x, int m, const kern_matrix *w,
         if (qx_alloc(m, w->cols, &qx) != 0) {
             o = &kern__ops_scalar; /* same bits, no scratch */
         } else {
+            OPPROF_BEGIN(OPPROF_QUANTIZE);
             o->quantize_x(x, m, w->cols, &qx);
+            OPPROF_END(OPPROF_QUANTIZE);
         }
     }
     if (o->linear_q8(x, &qx, m, w, bias, out, 0, w->rows) != 0)
@@ -509,7 +512,9 @@ void kern_linear_mt(struct pool *pool, const float *x, int m,
         if (qx_alloc(m, job.k, &job.qx) != 0) {
             job.ops = &kern__ops_scalar;
         } else {
+            OPPROF_BEGIN(OPPROF_QUANTIZE);
             pool_run(pool, n_row, quantize_task, &job);
+            OPPROF_END(OPPROF_QUANTIZE);
         }
     }
     pool_run(pool, n_row * job.n_col_chunks, linear_task, &job);
@@ -566,6 +571,7 @@ void kern_attention(int len, int dh, float scale, const float *q,
     const kern_ops *o = ops();
     size_t lp = attention_lp(len);
     float *s = scratch, *kt = scratch + (size_t)len * len;
+    OPPROF_BEGIN(OPPROF_ATTN_KT);
     for (int p = 0; p < dh; p++) {
         float *row = kt + (size_t)p * lp;
         for (int j = 0; j < len; j++)
@@ -573,10 +579,17 @@ void kern_attention(int len, int dh, float scale, const float *q,
         for (size_t j = (size_t)len; j < lp; j++)
             row[j] = 0.0f;
     }
+    OPPROF_END(OPPROF_ATTN_KT);
+    OPPROF_BEGIN(OPPROF_ATTN_SCORES);
     o->gemm_nn(len, len, dh, q, ld, kt, (int)lp, s, len);   /* q_i . k_j */
+    OPPROF_END(OPPROF_ATTN_SCORES);
+    OPPROF_BEGIN(OPPROF_ATTN_SOFTMAX);
     for (int i = 0; i < len; i++)
         o->softmax(s + (size_t)i * len, len, scale);
+    OPPROF_END(OPPROF_ATTN_SOFTMAX);
+    OPPROF_BEGIN(OPPROF_ATTN_CONTEXT);
     o->gemm_nn(len, dh, len, s, len, v, ld, ctx, ldc);      /* P . V */
+    OPPROF_END(OPPROF_ATTN_CONTEXT);
 }
 
 void kern_add(float *y, const float *x, size_t n) { ops()->add(y, x, n); }
