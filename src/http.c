@@ -36,6 +36,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -1192,8 +1193,31 @@ void http_quiesce(http_server *s)
 {
     atomic_store(&s->quiesced, 1);
     MHD_socket fd = MHD_quiesce_daemon(s->daemon);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
+    if (fd == MHD_INVALID_SOCKET)
+        return;
+    /* Connections the kernel has completed but libmicrohttpd not yet
+     * accepted would be reset by close(): take them here and hand them
+     * over (the accept policy still applies), so that every client whose
+     * connection was established gets its answer and later ones are
+     * refused. */
+    int flags = fcntl(fd, F_GETFL);
+    if (flags >= 0 && fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0) {
+        for (;;) {
+            struct sockaddr_storage addr;
+            socklen_t len = sizeof addr;
+            int c = accept4(fd, (struct sockaddr *)&addr, &len,
+                            SOCK_CLOEXEC);
+            if (c < 0) {
+                if (errno == EINTR || errno == ECONNABORTED)
+                    continue;
+                break;
+            }
+            /* on failure libmicrohttpd has closed c */
+            (void)MHD_add_connection(s->daemon, c, (struct sockaddr *)&addr,
+                                     len);
+        }
+    }
+    close(fd);
 }
 
 int http_in_flight(http_server *s)
