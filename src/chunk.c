@@ -258,6 +258,12 @@ static size_t char_offset(splitter *sp, size_t pos)
 static int add_chunk(splitter *sp, size_t start, size_t end, int tokens,
                      long path, lode_error *err)
 {
+    /* Only a section without a single token gives a run of atoms that
+     * re-tokenizes to nothing (found by fuzz_extract: a lone U+0742, a
+     * combining mark the uncased tokenizer strips): no chunk, since
+     * there is nothing to embed and nothing a search could find. */
+    if (tokens == 0)
+        return LODE_OK;
     chunk_list *l = sp->out;
     int rc = grow((void **)&l->chunks, &l->cap, l->n + 1, sizeof *l->chunks,
                   err);

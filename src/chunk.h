@@ -15,13 +15,17 @@
  * A chunk is exactly text[byte_start, byte_end): nothing is rewritten, so
  * a result can cite the span it came from.  It starts and ends on
  * non-whitespace, and every non-whitespace byte of the text lies in at
- * least one chunk.  Offsets are given twice: in bytes of the UTF-8 text
+ * least one chunk, except in a section whose text has no tokens at all
+ * (only characters the tokenizer drops, such as a lone combining mark for
+ * an uncased model): such a section gives no chunk, since there would be
+ * nothing to embed.  Offsets are given twice: in bytes of the UTF-8 text
  * and in characters (Unicode code points, as Python's str indexes them);
  * the store keeps the character offsets.
  *
  * token_count is the number of tokens of the chunk text alone (without
  * [CLS]/[SEP]), counted by re-tokenizing it, so it is exactly what the
- * model sees when the chunk is embedded; it never exceeds max_tokens.
+ * model sees when the chunk is embedded; it is at least 1 and never
+ * exceeds max_tokens.
  * (The overlap is measured in the tokens of the whole section; only when
  * it starts inside a word of many pieces does the shared text, taken
  * alone, tokenize to more.)

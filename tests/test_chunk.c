@@ -62,7 +62,7 @@ static size_t check(const char *name, const char *text, size_t len,
             continue;
         }
         int t = tokens_of(text + c->byte_start, c->byte_end - c->byte_start);
-        bad_tokens += t > max_tokens;
+        bad_tokens += t > max_tokens || c->token_count < 1;
         bad_count += t != c->token_count;
         bad_offsets += c->char_start != chars(text, 0, c->byte_start) ||
                        c->char_end != chars(text, 0, c->byte_end);
@@ -87,12 +87,24 @@ static size_t check(const char *name, const char *text, size_t len,
             }
         }
     }
+    /* Every non-whitespace byte is in a chunk, but those of a run with
+     * no tokens at all (a section of dropped characters only). */
     size_t uncovered = 0;
-    for (size_t i = 0; i < len; i++)
-        uncovered += !is_ws((unsigned char)text[i]) && !covered[i];
+    for (size_t i = 0; i < len;) {
+        if (covered[i] || is_ws((unsigned char)text[i])) {
+            i++;
+            continue;
+        }
+        size_t end = i;
+        while (end < len && !covered[end])
+            end++;
+        if (tokens_of(text + i, end - i) > 0)
+            uncovered += end - i;
+        i = end;
+    }
     free(covered);
-    CHECK(bad_tokens == 0, "%s: %d chunks over %d tokens", name, bad_tokens,
-          max_tokens);
+    CHECK(bad_tokens == 0, "%s: %d chunks over %d tokens or empty", name,
+          bad_tokens, max_tokens);
     CHECK(bad_count == 0, "%s: %d wrong token counts", name, bad_count);
     CHECK(bad_offsets == 0, "%s: %d wrong offsets", name, bad_offsets);
     CHECK(bad_trim == 0, "%s: %d chunks not trimmed", name, bad_trim);
@@ -341,11 +353,39 @@ static void test_pathological(void)
         if (got > 3)
             check_md("fuzz finding", s + 3, 16, 0, &l);
     }
-    /* Control and format characters the tokenizer drops still get
-     * covered; a text of nothing else is one chunk of 0 tokens. */
+    /* Control and format characters the tokenizer drops are covered
+     * beside words; a text of nothing else has nothing to embed and
+     * gives no chunk (not one of 0 tokens, which embedding refuses). */
     const char *ctl = "\x01\x02 \xe2\x80\x8b";
     n = check("controls", ctl, strlen(ctl), NULL, 0, 16, 4, &l);
-    CHECK(n == 1 && l.chunks[0].token_count == 0, "controls: %zu chunks", n);
+    CHECK(n == 0, "controls: %zu chunks", n);
+    /* fuzz_extract's second finding: a lone U+0742 (a Syriac combining
+     * mark the uncased tokenizer strips) was one chunk of 0 tokens.  The
+     * seed is the fuzz input: format, size and overlap bytes, then the
+     * text. */
+    f = fopen("fuzz/corpus/extract/regress-chunk-no-tokens", "rb");
+    CHECK(f != NULL, "the second finding's input is there");
+    if (f) {
+        size_t got = fread(s, 1, big * 3, f);
+        fclose(f);
+        s[got] = '\0';
+        CHECK(got == 5 && !memcmp(s + 3, "\xdd\x82", 2), "finding: U+0742");
+        n = check("lone mark", s + 3, got - 3, NULL, 0, 16, 4, &l);
+        CHECK(n == 0, "lone mark: %zu chunks", n);
+    }
+    const char *mark = "\xdd\x82 word \xdd\x82";
+    n = check("marks and a word", mark, strlen(mark), NULL, 0, 16, 4, &l);
+    CHECK(n == 1 && l.chunks[0].byte_start == 0 &&
+              l.chunks[0].byte_end == strlen(mark),
+          "marks and a word: one chunk of it all (%zu)", n);
+    /* Markdown whose text before the first heading is a mark alone: no
+     * chunk for it, one for each section after it.  (A heading line
+     * always has a token: its "#".) */
+    const char *md = "\xdd\x82\n\n# One\n\nfirst words\n\n# Two\n\nmore";
+    n = check_md("mark section", md, 16, 4, &l);
+    CHECK(n == 2 && l.chunks[0].byte_start == 4,
+          "mark section: %zu chunks, the first at byte %zu", n,
+          n ? l.chunks[0].byte_start : 0);
     const char *mixed = "caf\xc3\xa9\r\n\r\nna\xc3\xafve \x01word\ttab";
     check("mixed", mixed, strlen(mixed), NULL, 0, 16, 4, &l);
     /* Invalid UTF-8 is refused. */
