@@ -15,8 +15,6 @@ import requests
 
 from conftest import SLOW, TIMEOUT, wait_for
 
-# The webhook must answer long before the first retry (0.5 s).
-FAST = 2.0 if SLOW else 0.45
 
 
 class Target:
@@ -111,13 +109,16 @@ def forwards(s):
 
 def test_retries_until_accepted_without_delaying_the_answer(
         make_server, tmp_path, target):
-    t = target(statuses=[503, 503, 503])
+    # The target holds every delivery until released, so an answer that
+    # arrives first did not wait for the forwarder.
+    t = target(statuses=[503, 503, 503], block=True)
     s = serve(make_server, tmp_path, {"tally": {"f": {
         "forward_url": t.url + "/hook",
         "forward_headers": {"Authorization": "Bearer tok"}}}})
     r = s.post("/webhook/tally", tally("e1"))
     assert r.status_code == 200, r.text
-    assert r.elapsed.total_seconds() < FAST, r.elapsed
+    t.wait(1)
+    t.release.set()
     answer = r.json()
     assert answer["duplicate"] is False
     reqs = t.wait(4)
@@ -221,9 +222,9 @@ def test_full_queue_drops_with_a_warning(make_server, tmp_path, target):
     r1 = s.post("/webhook/tally", tally("e1", "first problem"))
     t.wait(1)
     r2 = s.post("/webhook/tally", tally("e2", "second problem"))
-    # neither waits for the stuck target
+    # neither waits for the stuck target: both answered while it holds e1
     for r in (r1, r2):
-        assert r.status_code == 200 and r.elapsed.total_seconds() < FAST
+        assert r.status_code == 200, r.text
     wait_for(lambda: forwards(s)["dropped"] == 1)
     # the warning is written after the counter is bumped, and stderr is
     # read by a thread of the test: wait for it rather than expect it
@@ -248,14 +249,14 @@ def test_shutdown_abandons_what_is_left(make_server, tmp_path, target):
 
 
 def test_generic_webhook_forwards(make_server, tmp_path, target):
-    t = target(statuses=[502])
+    t = target(statuses=[502], block=True)   # held: the answer is first
     s = serve(make_server, tmp_path, {"generic": {"orders": {
         "text": ["/item"], "id": "/order/id", "forward_url": t.url,
         "forward_headers": {"X-Token": "abc"}}}})
     r = s.post("/webhook/orders", {"order": {"id": 1234}, "item": "A red "
                                                                "bicycle"})
     assert r.status_code == 200, r.text
-    assert r.elapsed.total_seconds() < FAST
+    t.release.set()
     reqs = t.wait(2)
     for _, _, headers, body in reqs:
         assert json.loads(body) == r.json()
