@@ -826,21 +826,30 @@ void api_docs_submit(http_request *req, api *a, api_docs_state *st)
     sched_submit(a->sched, &st->job);
 }
 
-void api_docs_fallback(const char *collection, json_t *written, int chunks, char *buf,
-                       size_t size)
+void api_docs_fallback(const char *collection, json_t *written, int chunks, int tokens,
+                       char *buf, size_t size)
 {
     size_t n = (size_t)snprintf(buf, size, "{\"collection\":\"%s\",\"chunks\":%d,"
+                                "\"usage\":{\"prompt_tokens\":%d,\"total_tokens\":%d},"
                                 "\"answer_truncated\":true,\"documents\":[",
-                                collection, chunks);
-    for (size_t i = 0; n + 64 < size && i < json_array_size(written); i++) {
+                                collection, chunks, tokens, tokens);
+    for (size_t i = 0; i < json_array_size(written); i++) {
         json_t *e = json_array_get(written, i);
-        n += (size_t)snprintf(buf + n, size - n, "%s{\"document_id\":%lld,\"chunks\":%lld}",
-                              i ? "," : "",
-                              (long long)json_integer_value(json_object_get(e, "document_id")),
-                              (long long)json_integer_value(json_object_get(e, "chunks")));
+        char id[512], source[1024], one[1700];
+        http_json_quote(json_string_value(json_object_get(e, "id")), id, sizeof id);
+        http_json_quote(json_string_value(json_object_get(e, "source")), source,
+                        sizeof source);
+        int k = snprintf(one, sizeof one,
+                         "%s{\"id\":%s,\"document_id\":%lld,\"source\":%s,\"chunks\":%lld}",
+                         i ? "," : "", id,
+                         (long long)json_integer_value(json_object_get(e, "document_id")),
+                         source, (long long)json_integer_value(json_object_get(e, "chunks")));
+        if (k < 0 || n + (size_t)k + 3 > size)
+            break;   /* as many as fit */
+        memcpy(buf + n, one, (size_t)k);
+        n += (size_t)k;
     }
-    if (n + 3 <= size)
-        memcpy(buf + n, "]}", 3);
+    memcpy(buf + n, "]}", 3);
 }
 
 static void documents_answer(http_request *req, api *a, docs_state *st)
@@ -850,7 +859,8 @@ static void documents_answer(http_request *req, api *a, docs_state *st)
         return;
     /* stored: the answer says so even when memory runs out making it */
     char fallback[API_ANSWER_FALLBACK_MAX];
-    api_docs_fallback(st->collection, written, st->job.n, fallback, sizeof fallback);
+    api_docs_fallback(st->collection, written, st->job.n, st->job.n_tokens, fallback,
+                      sizeof fallback);
     http_respond_json_or(req, 200, json_pack(
         "{s:s,s:O,s:i,s:{s:i,s:i}}", "collection", st->collection,
         "documents", written, "chunks", st->job.n, "usage", "prompt_tokens",
@@ -1026,10 +1036,11 @@ void api_document_delete(http_request *req, void *app)
         api_respond_lode_error(req, a, &err);
         return;
     }
-    char fallback[128];   /* deleted: said even when memory runs out */
+    char quoted[600], fallback[700];   /* deleted: said even when memory runs out */
+    http_json_quote(id, quoted, sizeof quoted);
     snprintf(fallback, sizeof fallback,
-             "{\"document_id\":%lld,\"deleted\":true,\"answer_truncated\":true}",
-             (long long)doc_id);
+             "{\"id\":%s,\"document_id\":%lld,\"deleted\":true,\"answer_truncated\":true}",
+             quoted, (long long)doc_id);
     http_respond_json_or(req, 200, json_pack("{s:s,s:I,s:b}", "id", id, "document_id",
                                              (json_int_t)doc_id, "deleted", 1),
                          fallback);

@@ -600,6 +600,36 @@ void http_respond_json(http_request *req, int status, json_t *body)
     respond_owned(req, status, "application/json", text, strlen(text));
 }
 
+bool http_json_quote(const char *s, char *out, size_t size)
+{
+    size_t n = 0;
+    bool ok = s && size >= 3;
+    if (ok)
+        out[n++] = '"';
+    for (const unsigned char *p = (const unsigned char *)s; ok && *p; p++) {
+        char esc[8];
+        int k;
+        if (*p == '"' || *p == '\\')
+            k = snprintf(esc, sizeof esc, "\\%c", *p);
+        else if (*p < 0x20)
+            k = snprintf(esc, sizeof esc, "\\u%04x", *p);
+        else
+            k = snprintf(esc, sizeof esc, "%c", *p);
+        ok = n + (size_t)k + 2 <= size;
+        if (ok) {
+            memcpy(out + n, esc, (size_t)k);
+            n += (size_t)k;
+        }
+    }
+    if (!ok) {
+        snprintf(out, size, "null");
+        return s == NULL;
+    }
+    out[n++] = '"';
+    out[n] = '\0';
+    return true;
+}
+
 void http_respond_json_or(http_request *req, int status, json_t *body,
                           const char *fallback)
 {

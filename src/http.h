@@ -213,6 +213,10 @@ bool http_bearer_ok(const char *authorization, const char *token);
  * the leftmost when there are fewer.  False when that entry is not a
  * numeric address (the caller then uses the socket's peer). */
 bool http_forwarded_for(const char *xff, int hops, char *out, size_t size);
+/* s as a JSON string literal (quotes, escapes) in out, without allocating
+ * (for answers made when memory has run out); NULL s gives null.  False,
+ * with out "null", when it does not fit in size bytes. */
+bool http_json_quote(const char *s, char *out, size_t size);
 /* RFC 3339 UTC time with milliseconds: "2025-01-21T10:00:00.123Z". */
 void http_timestamp(char out[32]);
 

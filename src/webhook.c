@@ -798,11 +798,15 @@ static void respond_answer(http_request *req, const delivery *st, json_t *answer
                            bool duplicate, int64_t doc_id)
 {
     /* the webhook's and collection's names are plain (validated) */
-    char fallback[512];
+    char event[1024], form[256], fallback[1600];
+    http_json_quote(st->event_id, event, sizeof event);
+    http_json_quote(st->form_id, form, sizeof form);
     snprintf(fallback, sizeof fallback,
              "{\"ok\":true,\"duplicate\":%s,\"webhook\":\"%s\",\"collection\":\"%s\","
-             "\"document_id\":%lld,\"answer_truncated\":true}",
-             duplicate ? "true" : "false", st->webhook, st->collection, (long long)doc_id);
+             "\"event_id\":%s,\"document_id\":%lld,%s%s%s\"answer_truncated\":true}",
+             duplicate ? "true" : "false", st->webhook, st->collection, event,
+             (long long)doc_id, st->form_id ? "\"form_id\":" : "", st->form_id ? form : "",
+             st->form_id ? "," : "");
     http_respond_json_or(req, 200, answer, fallback);
 }
 

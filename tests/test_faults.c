@@ -1288,21 +1288,31 @@ static bool same_answer(const http_op *op, json_t *got, char *why, size_t why_si
     /* the short answer of a server out of memory after the work was done:
      * what it says must still be true */
     if (json_is_true(json_object_get(got, "answer_truncated"))) {
-        bool ok = json_integer_value(json_object_get(got, "document_id")) > 0 ||
-                  op->kind == HTTP_DOCS;
-        if (op->kind == HTTP_DELETE)
-            ok = json_equal(json_object_get(got, "document_id"),
-                            json_object_get(want, "document_id"));
-        if (op->kind == HTTP_WEBHOOK)
-            ok = ok && json_equal(json_object_get(got, "duplicate"),
-                                  json_object_get(want, "duplicate"));
+        static const char *const same_short[] = {"id", "document_id", "deleted", "ok",
+                                                 "duplicate", "webhook", "collection",
+                                                 "event_id", "form_id", "chunks", "usage"};
+        bool ok = true;
+        for (size_t i = 0; ok && i < sizeof same_short / sizeof same_short[0]; i++)
+            ok = json_equal(json_object_get(got, same_short[i]),
+                            json_object_get(want, same_short[i])) ||
+                 (!json_object_get(got, same_short[i]) &&
+                  !json_object_get(want, same_short[i])) ||
+                 (strcmp(same_short[i], "document_id") == 0 &&
+                  json_integer_value(json_object_get(got, "document_id")) > 0);
         json_t *gd = json_object_get(got, "documents"), *wd = json_object_get(want, "documents");
-        for (size_t i = 0; ok && op->kind == HTTP_DOCS && i < json_array_size(wd); i++)
-            ok = json_equal(json_object_get(json_array_get(gd, i), "chunks"),
-                            json_object_get(json_array_get(wd, i), "chunks")) &&
-                 json_integer_value(json_object_get(json_array_get(gd, i), "document_id")) > 0;
-        if (!ok)
-            snprintf(why, why_size, "the short answer is wrong");
+        ok = ok && json_array_size(gd) == json_array_size(wd);
+        for (size_t i = 0; ok && i < json_array_size(wd); i++) {
+            json_t *g = json_array_get(gd, i), *w = json_array_get(wd, i);
+            ok = json_equal(json_object_get(g, "id"), json_object_get(w, "id")) &&
+                 json_equal(json_object_get(g, "source"), json_object_get(w, "source")) &&
+                 json_equal(json_object_get(g, "chunks"), json_object_get(w, "chunks")) &&
+                 json_integer_value(json_object_get(g, "document_id")) > 0;
+        }
+        if (!ok) {
+            char *text = json_dumps(got, JSON_COMPACT);
+            snprintf(why, why_size, "the short answer is wrong: %.300s", text ? text : "");
+            free(text);
+        }
         return ok;
     }
     if (op->kind == HTTP_DELETE) {
