@@ -66,9 +66,11 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/liblode.a tests/test.h | $(DEPS_OK)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -o $@ $< $(BUILD)/liblode.a $(LDFLAGS) $(PKG_LIBS) $(LDLIBS)
 
 # The fault-injection test fails lode's own allocations: the calls from
-# liblode.a go through the test's __wrap_ functions (tests/test_faults.c).
+# liblode.a go through the test's __wrap_ functions (tests/test_faults.c),
+# as do the model's forward passes, which it remembers.
 $(BUILD)/tests/test_faults: LDFLAGS += \
-	-Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=strndup
+	-Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=strndup \
+	-Wl,--wrap=bert_forward
 
 # The default model: all-MiniLM-L6-v2 from PyPI, and its q8_0 GGUF that
 # the CLI and server load by default.

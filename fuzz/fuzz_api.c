@@ -2,10 +2,11 @@
  * JSON body through the real HTTP layer (src/http.c) and the API
  * (src/api*.c, src/webhook.c) without a socket.
  *
- * How, without a seam in lode: this file includes src/http.c (as fuzz_pdf
- * includes extract_pdf.c) with the few libmicrohttpd calls a request makes
- * (header lookup, responses, suspend/resume, connection info) renamed to
- * stubs below, and drives a request as libmicrohttpd would: on_request
+ * How, without a seam in lode: this file includes src/http.c through
+ * tests/http_driver.h (shared with tests/test_faults.c), which renames
+ * the few libmicrohttpd calls a request makes (header lookup, responses,
+ * suspend/resume, connection info) to stubs and drives a request as
+ * libmicrohttpd would: on_request
  * once for the headers (routing, the api_check hook: auth, load shedding),
  * once with the body, once at its end (the handler), again after each
  * http_resume, then on_completed.  The api is set up as `lode serve` sets
@@ -27,16 +28,7 @@
  *
  * Seeds: fuzz/corpus/api/ (a valid and a few invalid bodies per route);
  * dictionary fuzz/api.dict. */
-#define MHD_lookup_connection_value fuzz_lookup_connection_value
-#define MHD_get_connection_info fuzz_get_connection_info
-#define MHD_create_response_from_buffer fuzz_create_response_from_buffer
-#define MHD_create_response_from_callback fuzz_create_response_from_callback
-#define MHD_add_response_header fuzz_add_response_header
-#define MHD_queue_response fuzz_queue_response
-#define MHD_destroy_response fuzz_destroy_response
-#define MHD_suspend_connection fuzz_suspend_connection
-#define MHD_resume_connection fuzz_resume_connection
-#include "../src/http.c"
+#include "../tests/http_driver.h"
 
 #include <sys/mman.h>
 
@@ -47,123 +39,10 @@
 #include "server.h"
 #include "webhook.h"
 
-/* ---- libmicrohttpd, stubbed ------------------------------------------ */
-
-struct MHD_Response {
-    char *data;                      /* buffer responses */
-    size_t len;
-    MHD_ContentReaderFreeCallback free_cb;   /* streamed responses */
-    void *cls;
-    bool queued;
-};
-
-static struct {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    bool resumed;
-    struct MHD_Response *answer;     /* the queued response */
-    unsigned status;
-    int n_answers;
-} fz = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, NULL, 0, 0};
-
-const char *fuzz_lookup_connection_value(struct MHD_Connection *c,
-                                         enum MHD_ValueKind kind,
-                                         const char *key)
-{
-    (void)c;
-    if (kind == MHD_HEADER_KIND && strcasecmp(key, "Content-Type") == 0)
-        return "application/json";
-    return NULL;
-}
-
-const union MHD_ConnectionInfo *
-fuzz_get_connection_info(struct MHD_Connection *c,
-                         enum MHD_ConnectionInfoType type, ...)
-{
-    (void)c;
-    (void)type;
-    return NULL;   /* no socket: fd -1 */
-}
-
-struct MHD_Response *fuzz_create_response_from_buffer(
-    size_t size, void *buffer, enum MHD_ResponseMemoryMode mode)
-{
-    FUZZ_CHECK(mode == MHD_RESPMEM_MUST_FREE, "mode %d", (int)mode);
-    struct MHD_Response *r = calloc(1, sizeof *r);
-    FUZZ_CHECK(r, "out of memory");
-    r->data = buffer;
-    r->len = size;
-    return r;
-}
-
-struct MHD_Response *fuzz_create_response_from_callback(
-    uint64_t size, size_t block, MHD_ContentReaderCallback crc, void *crc_cls,
-    MHD_ContentReaderFreeCallback crfc)
-{
-    (void)size;
-    (void)block;
-    (void)crc;
-    struct MHD_Response *r = calloc(1, sizeof *r);
-    FUZZ_CHECK(r, "out of memory");
-    r->free_cb = crfc;
-    r->cls = crc_cls;
-    return r;
-}
-
-enum MHD_Result fuzz_add_response_header(struct MHD_Response *r,
-                                         const char *name, const char *value)
-{
-    FUZZ_CHECK(r && name && name[0] && value, "a bad response header");
-    FUZZ_CHECK(!strpbrk(name, "\r\n:") && !strpbrk(value, "\r\n"),
-               "header %s: %s would split the response", name, value);
-    return MHD_YES;
-}
-
-enum MHD_Result fuzz_queue_response(struct MHD_Connection *c,
-                                    unsigned int status,
-                                    struct MHD_Response *r)
-{
-    (void)c;
-    pthread_mutex_lock(&fz.lock);
-    fz.n_answers++;
-    FUZZ_CHECK(fz.n_answers == 1, "a second answer (%u)", status);
-    fz.status = status;
-    fz.answer = r;
-    r->queued = true;
-    pthread_mutex_unlock(&fz.lock);
-    return MHD_YES;
-}
-
-static void response_free(struct MHD_Response *r)
-{
-    if (r->free_cb)
-        r->free_cb(r->cls);
-    free(r->data);
-    free(r);
-}
-
-void fuzz_destroy_response(struct MHD_Response *r)
-{
-    if (!r->queued)    /* a queued one lives until the request ends */
-        response_free(r);
-}
-
-void fuzz_suspend_connection(struct MHD_Connection *c) { (void)c; }
-
-void fuzz_resume_connection(struct MHD_Connection *c)
-{
-    (void)c;
-    pthread_mutex_lock(&fz.lock);
-    fz.resumed = true;
-    pthread_cond_broadcast(&fz.cond);
-    pthread_mutex_unlock(&fz.lock);
-}
-
 /* ---- the server ------------------------------------------------------ */
 
 static api a;
 static http_server srv;
-static struct MHD_Connection *const conn = (struct MHD_Connection *)&srv;
 
 static const char webhooks[] =
     "{\"tally\": {\"f\": {\"embed_fields\": [\"Name\"]}},"
@@ -263,26 +142,26 @@ static void route_url(const char *pattern, const char *param, char *out,
 
 static void check_answer(const char *url)
 {
-    FUZZ_CHECK(fz.n_answers == 1 && fz.answer, "%s: no answer", url);
-    FUZZ_CHECK(fz.status >= 200 && fz.status < 600 && fz.status != 500,
-               "%s: status %u: %.*s", url, fz.status,
-               (int)(fz.answer->len < 500 ? fz.answer->len : 500),
-               fz.answer->data ? fz.answer->data : "");
+    FUZZ_CHECK(hd.n_answers == 1 && hd.answer, "%s: no answer", url);
+    FUZZ_CHECK(hd.status >= 200 && hd.status < 600 && hd.status != 500,
+               "%s: status %u: %.*s", url, hd.status,
+               (int)(hd.answer->len < 500 ? hd.answer->len : 500),
+               hd.answer->data ? hd.answer->data : "");
     if (getenv("FUZZ_API_VERBOSE"))   /* what each input is answered */
-        fprintf(stderr, "%s -> %u %.*s\n", url, fz.status,
-                (int)(fz.answer->len < 300 ? fz.answer->len : 300),
-                fz.answer->data ? fz.answer->data : "(stream)");
-    if (fz.answer->free_cb)   /* a stream: its text is not ours to read */
+        fprintf(stderr, "%s -> %u %.*s\n", url, hd.status,
+                (int)(hd.answer->len < 300 ? hd.answer->len : 300),
+                hd.answer->data ? hd.answer->data : "(stream)");
+    if (hd.answer->free_cb)   /* a stream: its text is not ours to read */
         return;
     json_error_t jerr;
-    json_t *body = json_loadb(fz.answer->data, fz.answer->len, 0, &jerr);
+    json_t *body = json_loadb(hd.answer->data, hd.answer->len, 0, &jerr);
     FUZZ_CHECK(body, "%s: the answer is not JSON: %s", url, jerr.text);
-    if (fz.status >= 400) {
+    if (hd.status >= 400) {
         json_t *e = json_object_get(body, "error");
         FUZZ_CHECK(json_is_string(json_object_get(e, "message")) &&
                        json_is_string(json_object_get(e, "type")) &&
                        json_is_string(json_object_get(e, "code")),
-                   "%s: status %u without an error object", url, fz.status);
+                   "%s: status %u without an error object", url, hd.status);
     }
     json_decref(body);
 }
@@ -297,42 +176,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *body = (const char *)data + 2;
     size_t len = size - 2;
 
-    fz.n_answers = 0;
-    fz.answer = NULL;
-    fz.status = 0;
-    fz.resumed = false;
-    void *cls = NULL;
-    size_t up = 0;
-    FUZZ_CHECK(on_request(&srv, conn, url, "POST", "HTTP/1.1", NULL, &up,
-                          &cls) == MHD_YES && cls,
-               "%s: not begun", url);
-    http_request *req = cls;
-    if (len) {
-        up = len;
-        on_request(&srv, conn, url, "POST", "HTTP/1.1", body, &up, &cls);
-        FUZZ_CHECK(up == 0, "%s: body not taken", url);
-    }
-    up = 0;
-    on_request(&srv, conn, url, "POST", "HTTP/1.1", NULL, &up, &cls);
-    while (!req->status && req->suspended) {
-        pthread_mutex_lock(&fz.lock);
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += 10;
-        while (!fz.resumed)
-            FUZZ_CHECK(pthread_cond_timedwait(&fz.cond, &fz.lock, &until) == 0,
-                       "%s: suspended and never resumed", url);
-        fz.resumed = false;
-        pthread_mutex_unlock(&fz.lock);
-        on_request(&srv, conn, url, "POST", "HTTP/1.1", NULL, &up, &cls);
-    }
+    FUZZ_CHECK(hd_request(&srv, "POST", url, body, len, 10), "%s: not begun, or "
+               "suspended and never resumed", url);
+    FUZZ_CHECK(!hd.violation[0], "%s: %s", url, hd.violation);
     check_answer(url);
-    on_completed(&srv, conn, &cls, MHD_REQUEST_TERMINATED_COMPLETED_OK);
-    pthread_mutex_lock(&fz.lock);
-    struct MHD_Response *r = fz.answer;
-    fz.answer = NULL;
-    pthread_mutex_unlock(&fz.lock);
-    if (r)
-        response_free(r);
+    hd_finish(&srv);
     return 0;
 }

@@ -144,6 +144,9 @@ void api_respond_lode_error(http_request *req, api *a, const lode_error *err)
         http_respond_error(req, 404, "not_found_error", "not_found", "%s",
                            msg);
         return;
+    case LODE_ENOMEM:   /* the server's fault, not the request's */
+        http_respond_error(req, 500, "server_error", "out_of_memory", "%s", msg);
+        return;
     case LODE_EBUSY: {
         sched_status st;
         sched_get_status(a->sched, &st);

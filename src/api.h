@@ -248,6 +248,14 @@ int api_chunk_documents(sched_job *job, const struct tok_tokenizer *tok,
 int api_store_documents(store *s, api_docs_state *st, const char *mid,
                         json_t *written, lode_error *err);
 
+/* The answer for documents stored when memory ran out making the full
+ * one (http_respond_json_or): the fields of the full answer from
+ * `written`, chunks and tokens (as many documents as fit in size) and
+ * "answer_truncated": true; made in buf without allocating. */
+#define API_ANSWER_FALLBACK_MAX 16384
+void api_docs_fallback(const char *collection, json_t *written, int chunks, int tokens,
+                       char *buf, size_t size);
+
 /* Submit a filled state's job (chunk, embed) and suspend the request. */
 void api_docs_submit(http_request *req, api *a, api_docs_state *st);
 /* Resumed: write the documents (store_lock taken here) and return what

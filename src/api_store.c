@@ -726,6 +726,15 @@ static int write_documents(store *s, docs_state *st, const char *mid,
                     &pd, ch->byte_end ? ch->byte_end - 1 : 0);
             }
         }
+        /* the document's entry in the answer, made before it is written:
+         * once it is stored nothing may fail for want of memory, or the
+         * answer would leave out a stored document */
+        json_t *entry = json_pack("{s:s?,s:I,s:s?,s:i}", "id", doc->id, "document_id",
+                                  (json_int_t)0, "source", doc->source, "chunks", (int)cl->n);
+        if (json_array_append_new(out, entry)) {
+            rc = lode_error_set(err, LODE_ENOMEM, "out of memory");
+            goto next;
+        }
         store_document_in in = {
             .model_id = mid,
             .source = doc->source,
@@ -741,16 +750,18 @@ static int write_documents(store *s, docs_state *st, const char *mid,
                  ? store_upsert_document(s, st->collection, &in, &id, err)
                  : store_add_document(s, st->collection, &in, &id, err);
         if (!rc)
-            json_array_append_new(
-                out, json_pack("{s:s?,s:I,s:s?,s:i}", "id", doc->id,
-                               "document_id", (json_int_t)id, "source",
-                               doc->source, "chunks", (int)cl->n));
+            json_integer_set(json_object_get(entry, "document_id"), (json_int_t)id);
+        else
+            json_array_remove(out, json_array_size(out) - 1);
     next:
         if (texts)
             for (size_t c = 0; c < cl->n; c++)
                 free(texts[c]);
         free(texts);
         free(chunks);
+        if (rc && d > 0)   /* each document is its own transaction */
+            return lode_error_prefix(err, "document %zu (the %zu before it were stored)",
+                                     d, d);
         if (rc)
             return lode_error_prefix(err, "document %zu", d);
         k += cl->n;
@@ -758,6 +769,10 @@ static int write_documents(store *s, docs_state *st, const char *mid,
     return 0;
 }
 
+/* The collection is created in a transaction of its own: when the
+ * documents then fail, it stays, empty.  Left so on purpose: it is the
+ * collection the client asked to write to, a retry fills it, and it is
+ * listed (0 documents) and deleted like any other. */
 int api_store_documents(store *s, docs_state *st, const char *mid,
                         json_t *written, lode_error *err)
 {
@@ -811,15 +826,46 @@ void api_docs_submit(http_request *req, api *a, api_docs_state *st)
     sched_submit(a->sched, &st->job);
 }
 
+void api_docs_fallback(const char *collection, json_t *written, int chunks, int tokens,
+                       char *buf, size_t size)
+{
+    size_t n = (size_t)snprintf(buf, size, "{\"collection\":\"%s\",\"chunks\":%d,"
+                                "\"usage\":{\"prompt_tokens\":%d,\"total_tokens\":%d},"
+                                "\"answer_truncated\":true,\"documents\":[",
+                                collection, chunks, tokens, tokens);
+    for (size_t i = 0; i < json_array_size(written); i++) {
+        json_t *e = json_array_get(written, i);
+        char id[512], source[1024], one[1700];
+        http_json_quote(json_string_value(json_object_get(e, "id")), id, sizeof id);
+        http_json_quote(json_string_value(json_object_get(e, "source")), source,
+                        sizeof source);
+        int k = snprintf(one, sizeof one,
+                         "%s{\"id\":%s,\"document_id\":%lld,\"source\":%s,\"chunks\":%lld}",
+                         i ? "," : "", id,
+                         (long long)json_integer_value(json_object_get(e, "document_id")),
+                         source, (long long)json_integer_value(json_object_get(e, "chunks")));
+        if (k < 0 || n + (size_t)k + 3 > size)
+            break;   /* as many as fit */
+        memcpy(buf + n, one, (size_t)k);
+        n += (size_t)k;
+    }
+    memcpy(buf + n, "]}", 3);
+}
+
 static void documents_answer(http_request *req, api *a, docs_state *st)
 {
     json_t *written = api_docs_write(req, a, st);
     if (!written)
         return;
-    http_respond_json(req, 200, json_pack(
-        "{s:s,s:o,s:i,s:{s:i,s:i}}", "collection", st->collection,
+    /* stored: the answer says so even when memory runs out making it */
+    char fallback[API_ANSWER_FALLBACK_MAX];
+    api_docs_fallback(st->collection, written, st->job.n, st->job.n_tokens, fallback,
+                      sizeof fallback);
+    http_respond_json_or(req, 200, json_pack(
+        "{s:s,s:O,s:i,s:{s:i,s:i}}", "collection", st->collection,
         "documents", written, "chunks", st->job.n, "usage", "prompt_tokens",
-        st->job.n_tokens, "total_tokens", st->job.n_tokens));
+        st->job.n_tokens, "total_tokens", st->job.n_tokens), fallback);
+    json_decref(written);
 }
 
 void api_documents_add(http_request *req, void *app)
@@ -990,7 +1036,12 @@ void api_document_delete(http_request *req, void *app)
         api_respond_lode_error(req, a, &err);
         return;
     }
-    http_respond_json(req, 200, json_pack("{s:s,s:I,s:b}", "id", id,
-                                          "document_id", (json_int_t)doc_id,
-                                          "deleted", 1));
+    char quoted[600], fallback[700];   /* deleted: said even when memory runs out */
+    http_json_quote(id, quoted, sizeof quoted);
+    snprintf(fallback, sizeof fallback,
+             "{\"id\":%s,\"document_id\":%lld,\"deleted\":true,\"answer_truncated\":true}",
+             quoted, (long long)doc_id);
+    http_respond_json_or(req, 200, json_pack("{s:s,s:I,s:b}", "id", id, "document_id",
+                                             (json_int_t)doc_id, "deleted", 1),
+                         fallback);
 }

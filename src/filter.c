@@ -6,6 +6,7 @@
  * filter exists it can only answer true or false.
  */
 #include "filter.h"
+#include "jsonmem.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -282,7 +283,10 @@ int filter_parse(const char *where_json, filter **out, lode_error *err)
     if (!where_json || !*where_json)
         return filter_parse_json(NULL, out, err);
     json_error_t jerr;
+    unsigned long failed = jsonmem_failures();
     json_t *where = json_loads(where_json, JSON_DECODE_ANY, &jerr);
+    if (!where && jsonmem_failures() != failed)
+        return lode_error_set(err, LODE_ENOMEM, "out of memory reading a filter");
     if (!where)
         return lode_error_set(err, LODE_EINVAL, "filter is not valid JSON: %s "
                               "(line %d, column %d)", jerr.text, jerr.line,

@@ -32,6 +32,7 @@
  * below where epoll would pay off. */
 #include "http.h"
 #include "cors.h"
+#include "jsonmem.h"
 #include "sbuf.h"
 
 #include <arpa/inet.h>
@@ -436,7 +437,15 @@ json_t *http_json_body(http_request *req)
         return NULL;
     }
     json_error_t jerr;
+    unsigned long failed = jsonmem_failures();
     json_t *v = json_loadb(req->body, req->body_len, JSON_ALLOW_NUL, &jerr);
+    if (!v && jsonmem_failures() != failed) {
+        /* jansson says "invalid JSON" when it runs out of memory: the
+         * body may be fine, the fault is ours */
+        http_respond_error(req, 500, "server_error", "out_of_memory",
+                           "out of memory parsing the request body");
+        return NULL;
+    }
     if (!v) {
         http_respond_error(req, 400, "invalid_request_error", "invalid_json",
                            "the body is not valid JSON: %s (at byte %d)",
@@ -525,19 +534,22 @@ const char *http_request_id(const http_request *req)
     return req->id;
 }
 
-/* Queue `data` (malloc'd; ownership passes to libmicrohttpd). */
-static void respond_owned(http_request *req, int status,
-                          const char *content_type, char *data, size_t len)
+/* Queue an answer whose body is `data`, handed to libmicrohttpd as `mode`
+ * says: MUST_FREE takes a malloc'd buffer (freed here on failure),
+ * MUST_COPY and PERSISTENT need no allocation of ours, so that an answer
+ * can still be sent when memory has run out. */
+static void respond_mode(http_request *req, int status, const char *content_type,
+                         const char *data, size_t len,
+                         enum MHD_ResponseMemoryMode mode)
 {
-    if (req->status) {  /* answered already: a bug, but never twice */
-        free(data);
-        return;
-    }
-    struct MHD_Response *r = MHD_create_response_from_buffer(
-        len, data, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *r = NULL;
+    if (!req->status)   /* answered already: a bug, but never twice */
+        r = MHD_create_response_from_buffer(len, (void *)data, mode);
     if (!r) {
-        free(data);
-        req->status = 500;
+        if (mode == MHD_RESPMEM_MUST_FREE)
+            free((void *)data);
+        if (!req->status)
+            req->status = 500;
         return;
     }
     if (content_type)
@@ -556,17 +568,23 @@ static void respond_owned(http_request *req, int status,
     MHD_destroy_response(r);
 }
 
+/* Queue `data` (malloc'd; ownership passes to libmicrohttpd). */
+static void respond_owned(http_request *req, int status,
+                          const char *content_type, char *data, size_t len)
+{
+    respond_mode(req, status, content_type, data, len, MHD_RESPMEM_MUST_FREE);
+}
+
 void http_respond_text(http_request *req, int status,
                        const char *content_type, const char *text, size_t len)
 {
-    char *copy = malloc(len ? len : 1);
-    if (!copy) {
-        req->status = 500;
-        return;
-    }
-    memcpy(copy, text, len);
-    respond_owned(req, status, content_type, copy, len);
+    respond_mode(req, status, content_type, text, len, MHD_RESPMEM_MUST_COPY);
 }
+
+/* The answer when memory ran out building another: a constant. */
+static const char http_oom_body[] =
+    "{\"error\":{\"message\":\"out of memory\",\"type\":"
+    "\"server_error\",\"code\":\"out_of_memory\"}}";
 
 void http_respond_json(http_request *req, int status, json_t *body)
 {
@@ -575,10 +593,52 @@ void http_respond_json(http_request *req, int status, json_t *body)
                       : NULL;
     json_decref(body);
     if (!text) {
-        static const char oom[] =
-            "{\"error\":{\"message\":\"out of memory\",\"type\":"
-            "\"server_error\",\"code\":\"out_of_memory\"}}";
-        http_respond_text(req, 500, "application/json", oom, sizeof oom - 1);
+        respond_mode(req, 500, "application/json", http_oom_body,
+                     sizeof http_oom_body - 1, MHD_RESPMEM_PERSISTENT);
+        return;
+    }
+    respond_owned(req, status, "application/json", text, strlen(text));
+}
+
+bool http_json_quote(const char *s, char *out, size_t size)
+{
+    size_t n = 0;
+    bool ok = s && size >= 3;
+    if (ok)
+        out[n++] = '"';
+    for (const unsigned char *p = (const unsigned char *)s; ok && *p; p++) {
+        char esc[8];
+        int k;
+        if (*p == '"' || *p == '\\')
+            k = snprintf(esc, sizeof esc, "\\%c", *p);
+        else if (*p < 0x20)
+            k = snprintf(esc, sizeof esc, "\\u%04x", *p);
+        else
+            k = snprintf(esc, sizeof esc, "%c", *p);
+        ok = n + (size_t)k + 2 <= size;
+        if (ok) {
+            memcpy(out + n, esc, (size_t)k);
+            n += (size_t)k;
+        }
+    }
+    if (!ok) {
+        snprintf(out, size, "null");
+        return s == NULL;
+    }
+    out[n++] = '"';
+    out[n] = '\0';
+    return true;
+}
+
+void http_respond_json_or(http_request *req, int status, json_t *body,
+                          const char *fallback)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(9))
+                      : NULL;
+    json_decref(body);
+    if (!text) {
+        respond_mode(req, status, "application/json", fallback, strlen(fallback),
+                     MHD_RESPMEM_MUST_COPY);
         return;
     }
     respond_owned(req, status, "application/json", text, strlen(text));
@@ -869,15 +929,13 @@ static bool answer_preflight(http_request *req)
     if (!allow[0])
         return false;
     char *methods = arena_strndup(req, allow, strlen(allow));
-    char *empty = malloc(1);
-    if (!methods || !empty) {
-        free(empty);
+    if (!methods) {
         http_respond_error(req, 500, "server_error", "out_of_memory",
                            "out of memory");
         return true;
     }
     req->preflight_allow = methods;
-    respond_owned(req, 204, NULL, empty, 0);
+    respond_mode(req, 204, NULL, "", 0, MHD_RESPMEM_PERSISTENT);
     return true;
 }
 

@@ -139,8 +139,16 @@ void *http_state(const http_request *req);
 
 /* Extra header on the response about to be sent (name and value copied). */
 void http_add_header(http_request *req, const char *name, const char *value);
-/* Answer with JSON (the reference to body is taken). */
+/* Answer with JSON (the reference to body is taken).  When memory runs
+ * out making its text, the answer is a constant 500 out_of_memory error
+ * (no allocation needed). */
 void http_respond_json(http_request *req, int status, json_t *body);
+/* The same, but when memory runs out making the body's text (or body is
+ * NULL), answer `fallback` (JSON text, copied) with the same status: for
+ * answers about something done already, which must not claim a failure.
+ * Neither path allocates lode memory but json_dumps. */
+void http_respond_json_or(http_request *req, int status, json_t *body,
+                          const char *fallback);
 void http_respond_text(http_request *req, int status,
                        const char *content_type, const char *text, size_t len);
 /* Answer {"error": {"message", "type", "code"}}. */
@@ -205,6 +213,10 @@ bool http_bearer_ok(const char *authorization, const char *token);
  * the leftmost when there are fewer.  False when that entry is not a
  * numeric address (the caller then uses the socket's peer). */
 bool http_forwarded_for(const char *xff, int hops, char *out, size_t size);
+/* s as a JSON string literal (quotes, escapes) in out, without allocating
+ * (for answers made when memory has run out); NULL s gives null.  False,
+ * with out "null", when it does not fit in size bytes. */
+bool http_json_quote(const char *s, char *out, size_t size);
 /* RFC 3339 UTC time with milliseconds: "2025-01-21T10:00:00.123Z". */
 void http_timestamp(char out[32]);
 

@@ -14,6 +14,7 @@
 #include "err.h"
 #include "gguf.h"
 #include "gguf_model.h"
+#include "jsonmem.h"
 #include "model.h"
 #include "pool.h"
 #include "server.h"
@@ -327,6 +328,7 @@ static int cmd_convert(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    jsonmem_install();   /* before any JSON: tells OOM from bad input */
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -257,10 +257,49 @@ int store__exec_write(store *s, const char *sql)
     return sqlite3_exec(s->db, sql, NULL, NULL, NULL);
 }
 
+/* FTS5 keeps the keyword index's totals (rows, tokens per column: the
+ * statistics BM25 ranks with) in memory.  When a write fails inside the
+ * FTS5 trigger of a chunk (out of memory, an I/O error) and SQLite rolls
+ * the statement or the transaction back itself, SQLite 3.40's FTS5 can
+ * keep the totals as the failed statement left them: every later keyword
+ * search on this connection then scored 0 or failed, while a fresh
+ * connection was fine (tests/test_faults.c).  FTS5 reads them again at
+ * the start of its next write transaction, so a write transaction that
+ * touches chunks_fts, deletes nothing and is rolled back puts them
+ * right.  Should that fail too, fts_stale says so and keyword search
+ * tries again before it ranks anything. */
+static int fts_reset(store *s)
+{
+    if (!s->fts_stale)
+        return SQLITE_OK;
+    int rc = sqlite3_exec(s->db, "BEGIN; DELETE FROM chunks_fts WHERE rowid = -1; ROLLBACK",
+                          NULL, NULL, NULL);
+    if (!sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    if (rc == SQLITE_OK && sqlite3_get_autocommit(s->db))
+        s->fts_stale = false;
+    return rc;
+}
+
 void store__rollback(store *s)
 {
     if (!sqlite3_get_autocommit(s->db))
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    if (s->schema_version >= 2 && !s->read_only) {
+        s->fts_stale = true;
+        fts_reset(s);
+    }
+}
+
+int store__fts_fresh(store *s, lode_error *err)
+{
+    if (!s->fts_stale)
+        return 0;
+    int rc = fts_reset(s);
+    if (!s->fts_stale)
+        return 0;
+    return store__sql_error(s, rc ? rc : SQLITE_ERROR,
+                            "refreshing the keyword index after a failed write", err);
 }
 
 int store__prepare(store *s, const char *sql, sqlite3_stmt **st, lode_error *err)

@@ -168,6 +168,14 @@ static int match_chunks(store *s, const coll *c, const filter *f,
         } else {
             chunk_view view = {d->rec, meta ? json_loads(meta, 0, NULL) : NULL,
                                heading && heading_matters ? json_string(heading) : NULL};
+            /* stored metadata is valid JSON: a field lost to a failed
+             * allocation would make the filter silently miss the chunk */
+            if ((meta && !view.metadata) || (heading && heading_matters && !view.heading)) {
+                json_decref(view.metadata);
+                json_decref(view.heading);
+                rc = lode_error_set(err, LODE_ENOMEM, "out of memory filtering chunks");
+                break;
+            }
             match = filter_match(f, chunk_lookup, &view);
             json_decref(view.metadata);
             json_decref(view.heading);

@@ -53,6 +53,7 @@ struct store {
     int fail_countdown;         /* test hook, see store_debug_fail_write */
     bool fault_fired;
     struct store__term_cache *term_cache;  /* store_keyword.c; may be NULL */
+    bool fts_stale;             /* FTS5's statistics may be stale (store__rollback) */
     sqlite3_stmt *cached[STORE_STMT_CACHE];  /* store__prepare_cached */
     int n_cached;
 };
@@ -66,8 +67,13 @@ int store__sql_error(store *s, int rc, const char *doing, lode_error *err);
  * (the fault injection of store_debug_fail_write lives there). */
 int store__step_write(store *s, sqlite3_stmt *st);
 int store__exec_write(store *s, const char *sql);
-/* Roll back the open transaction, if any. */
+/* Roll back the open transaction, if any, after a failed write, and have
+ * FTS5 read its statistics again (see store.c). */
 void store__rollback(store *s);
+/* Make FTS5 read its statistics again when a failed write may have left
+ * them stale (store__rollback could not); LODE_EIO naming why when that
+ * fails too, so that keyword search does not rank with wrong numbers. */
+int store__fts_fresh(store *s, lode_error *err);
 int store__prepare(store *s, const char *sql, sqlite3_stmt **st, lode_error *err);
 /* The same from a small cache of prepared statements (the searches'
  * per-query statements); give it back with store__release, not

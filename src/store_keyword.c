@@ -389,6 +389,8 @@ int store__keyword_search(store *s, const coll *c, const keyword_query *kq,
     if (!kq->any || limit == 0)
         return 0;
     int rc = store__need_keyword_index(s, err);
+    if (!rc)
+        rc = store__fts_fresh(s, err);
     if (rc)
         return rc;
     idset allowed = {0};

@@ -26,6 +26,8 @@
 
 #include <jansson.h>
 
+#include "jsonmem.h"
+
 /* Append a note to a message already set (no-op without room or err). */
 static void append_note(lode_error *err, const char *note)
 {
@@ -156,7 +158,10 @@ static int check_json_object(const char *json, const char *what, lode_error *err
     if (!json)
         return 0;
     json_error_t jerr;
+    unsigned long failed = jsonmem_failures();
     json_t *v = json_loads(json, 0, &jerr);
+    if (!v && jsonmem_failures() != failed)
+        return lode_error_set(err, LODE_ENOMEM, "out of memory reading %s", what);
     if (!v)
         return lode_error_set(err, LODE_EINVAL, "%s is not valid JSON: %s "
                               "(line %d, column %d)", what, jerr.text, jerr.line,

@@ -595,9 +595,13 @@ int webhook_tally_answers(json_t *data, json_t *embed_fields, char **text,
         char *answer = answer_text(field, json_object_get(field, "value"));
         if (!answer)
             continue;  /* unanswered */
-        json_object_set_new(meta, name,
-                            answer_metadata(json_object_get(field, "value"),
-                                            answer));
+        if (json_object_set_new(meta, name,
+                                answer_metadata(json_object_get(field, "value"),
+                                                answer))) {
+            free(answer);   /* an answer silently missing: fail instead */
+            rc = lode_error_set(err, LODE_ENOMEM, "out of memory");
+            break;
+        }
         if (field_listed(field, embed_fields))
             fprintf(f, "%s: %s\n", name, answer);
         free(answer);
@@ -643,22 +647,26 @@ static char *request_strdup(http_request *req, const char *s)
 /* The catalog filter from a delivery's metadata: {"key": value} for each
  * filter field with a scalar value, several under $and.  `fields` are
  * Tally's (filter fields name them), NULL for a generic webhook (filter
- * fields name metadata keys).  NULL when none applies.  New reference. */
-static json_t *catalog_filter(json_t *filter_fields, json_t *metadata,
-                              json_t *fields)
+ * fields name metadata keys).  *out is NULL when none applies (else a new
+ * reference).  LODE_ENOMEM rather than a filter with a term missing,
+ * which would match catalog entries it should not. */
+static int catalog_filter(json_t *filter_fields, json_t *metadata,
+                          json_t *fields, json_t **out)
 {
+    *out = NULL;
     json_t *terms = json_array();
     size_t i;
     json_t *e;
     const char *name;
     /* (field to read, catalog key) pairs */
     json_t *pairs = json_array();
+    bool oom = !terms || !pairs;
     if (json_is_array(filter_fields)) {
         json_array_foreach(filter_fields, i, e)
-            json_array_append_new(pairs, json_pack("[O,O]", e, e));
+            oom |= json_array_append_new(pairs, json_pack("[O,O]", e, e)) != 0;
     } else if (json_is_object(filter_fields)) {
         json_object_foreach(filter_fields, name, e)
-            json_array_append_new(pairs, json_pack("[s,O]", name, e));
+            oom |= json_array_append_new(pairs, json_pack("[s,O]", name, e)) != 0;
     }
     json_array_foreach(pairs, i, e) {
         const char *want = json_string_value(json_array_get(e, 0));
@@ -682,16 +690,19 @@ static json_t *catalog_filter(json_t *filter_fields, json_t *metadata,
         }
         if (value && (json_is_string(value) || json_is_number(value) ||
                       json_is_boolean(value)))
-            json_array_append_new(terms, json_pack("{s:O}", as, value));
+            oom |= json_array_append_new(terms, json_pack("{s:O}", as, value)) != 0;
     }
     json_decref(pairs);
     json_t *where = NULL;
-    if (json_array_size(terms) == 1)
+    if (!oom && json_array_size(terms) == 1)
         where = json_incref(json_array_get(terms, 0));
-    else if (json_array_size(terms) > 1)
-        where = json_pack("{s:O}", "$and", terms);
+    else if (!oom && json_array_size(terms) > 1)
+        oom = !(where = json_pack("{s:O}", "$and", terms));
     json_decref(terms);
-    return where;
+    if (oom)
+        return LODE_ENOMEM;
+    *out = where;
+    return 0;
 }
 
 static void on_job_done(sched_job *job, void *ctx)
@@ -726,7 +737,10 @@ static int search_documents(store *s, store_query *q, size_t k, json_t **out,
     json_t *list = json_array();
     int64_t *seen = calloc(n ? n : 1, sizeof *seen);
     size_t n_seen = 0;
-    for (size_t i = 0; i < n && json_array_size(list) < k && seen; i++) {
+    /* a result or its metadata lost to a failed allocation would make
+     * the list silently wrong: fail instead */
+    bool oom = !list || !seen;
+    for (size_t i = 0; i < n && json_array_size(list) < k && !oom; i++) {
         bool dup = false;
         for (size_t j = 0; j < n_seen && !dup; j++)
             dup = seen[j] == results[i].document_id;
@@ -735,20 +749,28 @@ static int search_documents(store *s, store_query *q, size_t k, json_t **out,
         seen[n_seen++] = results[i].document_id;
         store_document *doc = NULL;
         json_t *meta = NULL;
-        if (store_get_document(s, results[i].document_id, &doc, NULL) == 0 &&
-            doc->metadata_json)
-            meta = json_loads(doc->metadata_json, 0, NULL);
+        rc = store_get_document(s, results[i].document_id, &doc, err);
+        if (rc)
+            break;
+        if (doc->metadata_json && !(meta = json_loads(doc->metadata_json, 0, NULL)))
+            oom = true;   /* stored metadata is valid JSON */
         store_document_free(doc);
-        json_array_append_new(
-            list, json_pack("{s:s?,s:I,s:s?,s:f,s:s,s:o?}", "id",
-                            results[i].external_id, "document_id",
-                            (json_int_t)results[i].document_id, "title",
-                            results[i].title, "score",
-                            (double)results[i].score, "text",
-                            results[i].text, "metadata", meta));
+        oom |= json_array_append_new(
+                   list, json_pack("{s:s?,s:I,s:s?,s:f,s:s,s:o?}", "id",
+                                   results[i].external_id, "document_id",
+                                   (json_int_t)results[i].document_id, "title",
+                                   results[i].title, "score",
+                                   (double)results[i].score, "text",
+                                   results[i].text, "metadata", meta)) != 0;
     }
     free(seen);
     store_results_free(results, n);
+    if (!rc && oom)
+        rc = lode_error_set(err, LODE_ENOMEM, "out of memory listing the results");
+    if (rc) {
+        json_decref(list);
+        return rc;
+    }
     *out = list;
     return 0;
 }
@@ -762,9 +784,36 @@ static json_t *answer_head(const delivery *st, bool duplicate,
                           "duplicate", duplicate, "webhook", st->webhook,
                           "collection", st->collection, "event_id",
                           st->event_id, "document_id", (json_int_t)doc_id);
-    if (o && st->form_id)
-        json_object_set_new(o, "form_id", json_string(st->form_id));
+    if (o && st->form_id && json_object_set_new(o, "form_id", json_string(st->form_id))) {
+        json_decref(o);
+        o = NULL;
+    }
     return o;
+}
+
+/* Answer 200 with `answer` or, when memory runs out making its text (or
+ * answer is NULL), a short one made without allocating: the delivery is
+ * stored (or known already), and the answer must not say otherwise. */
+static void respond_answer(http_request *req, const delivery *st, json_t *answer,
+                           bool duplicate, int64_t doc_id)
+{
+    /* the webhook's and collection's names are plain (validated) */
+    char event[1024], form[256], fallback[1600];
+    http_json_quote(st->event_id, event, sizeof event);
+    http_json_quote(st->form_id, form, sizeof form);
+    snprintf(fallback, sizeof fallback,
+             "{\"ok\":true,\"duplicate\":%s,\"webhook\":\"%s\",\"collection\":\"%s\","
+             "\"event_id\":%s,\"document_id\":%lld,%s%s%s\"answer_truncated\":true}",
+             duplicate ? "true" : "false", st->webhook, st->collection, event,
+             (long long)doc_id, st->form_id ? "\"form_id\":" : "", st->form_id ? form : "",
+             st->form_id ? "," : "");
+    http_respond_json_or(req, 200, answer, fallback);
+}
+
+static void respond_head(http_request *req, const delivery *st, bool duplicate,
+                         int64_t doc_id)
+{
+    respond_answer(req, st, answer_head(st, duplicate, doc_id), duplicate, doc_id);
 }
 
 /* Ids go into a header and a log line only when they are short and
@@ -892,13 +941,18 @@ static void delivery_answer(http_request *req, api *a, delivery *st)
     if (rc == 0) {  /* a redelivery raced this one and won */
         api_store_release(a);
         free(query);
-        http_respond_json(req, 200, answer_head(st, true, doc_id));
+        respond_head(req, st, true, doc_id);
         return;
     }
-    json_t *written = json_array();
-    rc = api_store_documents(s, &st->docs, mid, written, &err);
+    json_t *written = rc == LODE_ENOTFOUND ? json_array() : NULL;
+    if (written)
+        rc = api_store_documents(s, &st->docs, mid, written, &err);
+    else if (rc == LODE_ENOTFOUND)
+        rc = lode_error_set(&err, LODE_ENOMEM, "out of memory");
     json_t *similar = NULL, *catalog = NULL;
-    char catalog_error[LODE_ERROR_MAX] = "";
+    /* Once the delivery is stored, a failed search is reported in the
+     * answer, not as a failure the sender would retry. */
+    char similar_error[LODE_ERROR_MAX] = "", catalog_error[LODE_ERROR_MAX] = "";
     if (!rc) {
         doc_id = json_integer_value(
             json_object_get(json_array_get(written, 0), "document_id"));
@@ -910,7 +964,10 @@ static void delivery_answer(http_request *req, api *a, delivery *st)
             .k = st->k * 4 + 4,  /* several chunks may share a document */
             .where_json = st->self_where,
         };
-        rc = search_documents(s, &q, st->k, &similar, &err);
+        lode_error serr = {0};
+        if (search_documents(s, &q, st->k, &similar, &serr))
+            snprintf(similar_error, sizeof similar_error, "%s",
+                     serr.message[0] ? serr.message : lode_strerror(serr.code));
     }
     if (!rc && st->catalog) {
         store_query q = {
@@ -922,8 +979,6 @@ static void delivery_answer(http_request *req, api *a, delivery *st)
             .where_json = st->catalog_where,
         };
         lode_error cerr = {0};
-        /* The delivery is stored: a catalog problem is reported in the
-         * answer, not as a failure the sender would retry. */
         if (search_documents(s, &q, st->k, &catalog, &cerr))
             snprintf(catalog_error, sizeof catalog_error, "%s",
                      cerr.message[0] ? cerr.message : lode_strerror(cerr.code));
@@ -932,25 +987,36 @@ static void delivery_answer(http_request *req, api *a, delivery *st)
     api_store_release(a);
     free(query);
     json_decref(written);
-    if (rc) {
-        json_decref(similar);
+    if (rc) {   /* nothing was stored */
         api_respond_lode_error(req, a, &err);
         return;
     }
+    /* Stored: every part of the answer or, out of memory, the short one. */
     json_t *answer = answer_head(st, false, doc_id);
-    json_object_set_new(answer, "similar", similar);
+    bool ok = answer != NULL;
+    ok = !json_object_set_new(answer, "similar", similar ? similar : json_array()) && ok;
+    if (similar_error[0])
+        ok = !json_object_set_new(answer, "similar_error", json_string(similar_error)) && ok;
     if (st->catalog) {
         json_t *where = st->catalog_where
                             ? json_loads(st->catalog_where, 0, NULL) : NULL;
+        ok = ok && (where || !st->catalog_where);
         json_t *c = json_pack("{s:s,s:o?,s:o}", "collection", st->catalog,
                               "where", where, "results",
                               catalog ? catalog : json_array());
-        if (catalog_error[0])
-            json_object_set_new(c, "error", json_string(catalog_error));
-        json_object_set_new(answer, "catalog", c);
+        if (c && catalog_error[0])
+            ok = !json_object_set_new(c, "error", json_string(catalog_error)) && ok;
+        ok = !json_object_set_new(answer, "catalog", c) && ok;
+    } else {
+        json_decref(catalog);
     }
-    forward_answer(a, st, answer);
-    http_respond_json(req, 200, answer);
+    if (!ok) {
+        json_decref(answer);
+        answer = NULL;
+    }
+    if (answer)
+        forward_answer(a, st, answer);
+    respond_answer(req, st, answer, false, doc_id);
 }
 
 /* A new delivery state for the request (zeroed, freed with it), or NULL
@@ -1031,7 +1097,10 @@ static void delivery_submit(http_request *req, api *a, delivery *st,
     if (st->catalog_where) {  /* refuse a filter the store would refuse */
         filter *f = NULL;
         if (filter_parse(st->catalog_where, &f, &err)) {
-            bad_payload(req, err.message);
+            if (err.code == LODE_ENOMEM)
+                out_of_memory(req);
+            else
+                bad_payload(req, err.message);
             return;
         }
         filter_free(f);
@@ -1053,7 +1122,7 @@ static void delivery_submit(http_request *req, api *a, delivery *st,
                                  &doc_id, NULL, &err);
     api_store_release(a);
     if (rc == 0) {
-        http_respond_json(req, 200, answer_head(st, true, doc_id));
+        respond_head(req, st, true, doc_id);
         return;
     }
     if (rc != LODE_ENOTFOUND) {
@@ -1158,10 +1227,19 @@ void api_webhook_tally(http_request *req, void *app)
                             "tally_form_id", form_id, "tally_created_at",
                             json_string_value(json_object_get(data,
                                                               "createdAt")));
-    json_t *where = catalog_filter(json_object_get(form, "filter_fields"),
-                                   metadata, json_object_get(data, "fields"));
-    json_object_update_missing(metadata, ids);
+    json_t *where = NULL;
+    int rc = catalog_filter(json_object_get(form, "filter_fields"), metadata,
+                            json_object_get(data, "fields"), &where);
+    if (!rc && (!ids || json_object_update_missing(metadata, ids)))
+        rc = LODE_ENOMEM;
     json_decref(ids);
+    if (rc) {   /* no metadata or filter term silently left out */
+        json_decref(where);
+        json_decref(metadata);
+        free(text);
+        out_of_memory(req);
+        return;
+    }
     const char *form_name = json_string_value(json_object_get(data,
                                                               "formName"));
     const char *response_id = json_string_value(json_object_get(data,
@@ -1248,10 +1326,18 @@ void api_webhook_generic(http_request *req, void *app)
         snprintf(st->collection, sizeof st->collection, "%s", coll);
     else
         snprintf(st->collection, sizeof st->collection, "webhook-%s", name);
-    json_t *where = catalog_filter(json_object_get(hook, "filter_fields"),
-                                   metadata, NULL);
+    json_t *where = NULL;
     json_t *from = json_pack("{s:s}", "webhook", name);
-    json_object_update_missing(metadata, from);
+    if (catalog_filter(json_object_get(hook, "filter_fields"), metadata, NULL, &where) ||
+        !from || json_object_update_missing(metadata, from)) {
+        json_decref(from);
+        json_decref(where);
+        json_decref(metadata);
+        free(text);
+        free(t);
+        out_of_memory(req);
+        return;
+    }
     json_decref(from);
     delivery_submit(req, a, st, text, metadata, where, t);
     free(t);

@@ -51,6 +51,8 @@ static bool put_plain(FILE *f, json_t *v)
     return true;
 }
 
+static const char out_of_memory[] = "out of memory";
+
 /* The text of a pointer's value: a string, a number, or an array of them
  * joined with ", " (malloc'd, possibly "").  NULL with *why set when the
  * value is of another kind. */
@@ -60,7 +62,7 @@ static char *pointer_text(json_t *v, const char **why)
     size_t size = 0;
     FILE *f = open_memstream(&buf, &size);
     if (!f) {
-        *why = "out of memory";
+        *why = out_of_memory;
         return NULL;
     }
     bool ok = true;
@@ -82,7 +84,7 @@ static char *pointer_text(json_t *v, const char **why)
     }
     if (fclose(f) != 0 && ok) {
         ok = false;
-        *why = "out of memory";
+        *why = out_of_memory;
     }
     if (!ok) {
         free(buf);
@@ -105,6 +107,8 @@ static int resolve_text(json_t *body, const char *what, const char *pointer,
                               "in the body", what, pointer);
     const char *why = NULL;
     *text = pointer_text(*value, &why);
+    if (!*text && why == out_of_memory)
+        return lode_error_set(err, LODE_ENOMEM, "out of memory");
     if (!*text)
         return lode_error_set(err, LODE_EINVAL, "%s pointer \"%s\" is %s, "
                               "not a string, number or array of strings",
@@ -148,7 +152,10 @@ int webhook_generic_fields(json_t *hook, json_t *body, char **text,
         snprintf(what, sizeof what, "metadata.%s", key);
         if (jsonptr_get(body, pointer, &value) == 0 &&
             json_is_boolean(value)) {
-            json_object_set_new(meta, key, json_copy(value));
+            if (json_object_set_new(meta, key, json_copy(value))) {
+                rc = lode_error_set(err, LODE_ENOMEM, "out of memory");
+                break;
+            }
             continue;
         }
         if ((rc = resolve_text(body, what, pointer, &value, &t, err)))
@@ -157,9 +164,10 @@ int webhook_generic_fields(json_t *hook, json_t *body, char **text,
          * array is unwrapped, a longer one becomes its text */
         if (json_is_array(value) && json_array_size(value) == 1)
             value = json_array_get(value, 0);
-        json_object_set_new(meta, key, json_is_number(value)
-                                           ? json_copy(value)
-                                           : json_string(t));
+        /* a metadata field silently missing: fail instead */
+        if (json_object_set_new(meta, key, json_is_number(value) ? json_copy(value)
+                                                                 : json_string(t)))
+            rc = lode_error_set(err, LODE_ENOMEM, "out of memory");
         free(t);
     }
     if (f && fclose(f) != 0 && !rc)
@@ -189,7 +197,10 @@ int webhook_generic_id(json_t *hook, json_t *body, const char *raw,
         return *id ? 0 : lode_error_set(err, LODE_ENOMEM, "out of memory");
     }
     json_t *v;
-    if (jsonptr_get(body, pointer, &v))
+    int rc = jsonptr_get(body, pointer, &v);
+    if (rc == LODE_ENOMEM)
+        return lode_error_set(err, rc, "out of memory");
+    if (rc)
         return lode_error_set(err, LODE_EINVAL, "id pointer \"%s\" is not "
                               "in the body", pointer);
     if (json_is_integer(v)) {

@@ -96,6 +96,23 @@ static void test_forwarded_for(void)
     CHECK(!http_forwarded_for("192.0.2.5:8080", 1, out, sizeof out), "port");
 }
 
+/* The literal an answer made without memory quotes ids with. */
+static void test_json_quote(void)
+{
+    char out[64];
+    CHECK(http_json_quote("a\"b\\c\n\x01é", out, sizeof out) &&
+              strcmp(out, "\"a\\\"b\\\\c\\u000a\\u0001é\"") == 0, "%s", out);
+    CHECK(http_json_quote(NULL, out, sizeof out) && strcmp(out, "null") == 0, "%s", out);
+    CHECK(http_json_quote("", out, sizeof out) && strcmp(out, "\"\"") == 0, "%s", out);
+    CHECK(http_json_quote("abcd", out, 7) && strcmp(out, "\"abcd\"") == 0, "%s", out);
+    CHECK(!http_json_quote("abcde", out, 7) && strcmp(out, "null") == 0, "%s", out);
+    json_t *v = NULL;
+    CHECK(http_json_quote("x\ty\"", out, sizeof out) &&
+              (v = json_loads(out, JSON_DECODE_ANY, NULL)) &&
+              strcmp(json_string_value(v), "x\ty\"") == 0, "%s", out);
+    json_decref(v);
+}
+
 static void test_timestamp(void)
 {
     char ts[32];
@@ -147,6 +164,7 @@ int main(void)
     test_types();
     test_bearer();
     test_forwarded_for();
+    test_json_quote();
     test_timestamp();
     test_metrics();
     TEST_MAIN_END();
