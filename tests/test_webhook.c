@@ -12,7 +12,9 @@
 #include "webhook.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -503,14 +505,56 @@ static int silent_listener(int *port)
     return fd;
 }
 
+/* A target that answers its first connection 503 with "Retry-After: 60"
+ * and then closes: the delivery it gets waits a minute for its retry, far
+ * longer than the test takes to stop the forwarder. */
+typedef struct busy_target {
+    int fd;
+    bool started;
+    pthread_t thread;
+} busy_target;
+
+static void *busy_serve(void *arg)
+{
+    busy_target *b = arg;
+    int c = accept(b->fd, NULL, NULL);
+    if (c < 0)
+        return NULL;
+    char buf[4096];
+    size_t got = 0;
+    ssize_t r;
+    /* the headers, then the 2-byte body "{}" */
+    while (got < sizeof buf - 1 &&
+           (r = recv(c, buf + got, sizeof buf - 1 - got, 0)) > 0) {
+        got += (size_t)r;
+        buf[got] = '\0';
+        const char *end = strstr(buf, "\r\n\r\n");
+        if (end && got >= (size_t)(end - buf) + 4 + 2)
+            break;
+    }
+    static const char answer[] = "HTTP/1.1 503 Service Unavailable\r\n"
+                                 "Retry-After: 60\r\nContent-Length: 0\r\n"
+                                 "Connection: close\r\n\r\n";
+    ssize_t w = send(c, answer, sizeof answer - 1, MSG_NOSIGNAL);
+    (void)w;
+    close(c);
+    return NULL;
+}
+
 static void test_forwarder(void)
 {
-    /* Every attempt times out against a listener that never answers, so
-     * the first two events are still in flight when the third comes. */
+    /* Event 1 times out against a listener that never answers; event 2 is
+     * told to come back in a minute.  Both are in flight when the third
+     * comes, so the queue (2) is full. */
     int port = 0, lfd = silent_listener(&port);
     CHECK(lfd >= 0, "listening socket");
-    char url[64];
+    char url[64], busy_url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
+    busy_target busy = {.fd = silent_listener(&port)};
+    busy.started = busy.fd >= 0 &&
+                   pthread_create(&busy.thread, NULL, busy_serve, &busy) == 0;
+    CHECK(busy.started, "busy target");
+    snprintf(busy_url, sizeof busy_url, "http://127.0.0.1:%d/", port);
     metrics *m = NULL;
     CHECK(metrics_create(NULL, 0, &m, NULL) == 0, "metrics");
     log_lines log = {"", 0};
@@ -529,16 +573,24 @@ static void test_forwarder(void)
                          .timeout_ms = 300, .retries = 0,
                          .label = "test event 1"};
     CHECK(forward_submit(f, &r) == 0, "queued");
-    r.retries = 3;  /* the first times out, the next waits 0.5 s */
+    r.url = busy_url;
+    r.retries = 3;  /* answered 503, retried in 60 s */
     r.label = "test event 2";
     CHECK(forward_submit(f, &r) == 0, "queued");
     r.label = "test event 3";
     CHECK(forward_submit(f, &r) == LODE_ELIMIT, "the queue is full");
     CHECK(forward_submit(NULL, &r) == LODE_EINVAL, "no forwarder");
-    for (int i = 0; i < 200 && forward_pending(f) > 1; i++)
-        sleep_ms(10);
+    /* Wait (bounded) until event 1 has failed and event 2 waits for its
+     * retry: the condition asserted, not a time. */
     char counts[64];
-    forward_counts(m, counts, sizeof counts);
+    for (int i = 0; i < 3000; i++) {
+        forward_counts(m, counts, sizeof counts);
+        if (strcmp(counts, "0/1/1/1") == 0)
+            break;
+        sleep_ms(10);
+    }
+    CHECK(strcmp(counts, "0/1/1/1") == 0, "event 1 failed, event 2 waits "
+          "to retry, event 3 dropped: %s", counts);
     CHECK(forward_pending(f) == 1, "event 1 done, event 2 waits: %zu",
           forward_pending(f));
     /* stop at once: event 2, tried once, is abandoned */
@@ -560,6 +612,10 @@ static void test_forwarder(void)
     metrics_free(m);
     if (lfd >= 0)
         close(lfd);
+    if (busy.started)
+        pthread_join(busy.thread, NULL);
+    if (busy.fd >= 0)
+        close(busy.fd);
 }
 
 int main(void)
