@@ -8,6 +8,7 @@
  * into f32 copies at load, so loading never dequantizes the whole model. */
 #include "gguf_model.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,28 @@ static int keep(gguf_weights *gw, void *p)
     gw->converted = list;
     list[gw->n_converted++] = p;
     return 0;
+}
+
+/* The `bytes` bytes at data, 4-byte aligned as the kernels read them
+ * (floats; the f16 scales of q8_0 blocks): in place when they are, which
+ * a file with the default alignment (32) always gives, else a copy.  A
+ * file may set general.alignment to 1 or 2 (found by fuzz_gguf_model:
+ * an f32 bias read through a misaligned float pointer). */
+static int aligned(gguf_weights *gw, const void *data, size_t bytes,
+                   const void **out, lode_error *err)
+{
+    if ((uintptr_t)data % 4 == 0) {
+        *out = data;
+        return LODE_OK;
+    }
+    void *copy = malloc(bytes ? bytes : 1);
+    if (!copy || keep(gw, copy)) {
+        free(copy);
+        return lode_error_set(err, LODE_ENOMEM, "out of memory");
+    }
+    memcpy(copy, data, bytes);
+    *out = copy;
+    return LODE_OK;
 }
 
 /* rows x cols of a non-F32 GGUF tensor as floats. */
@@ -81,17 +104,20 @@ static int as_f32(gguf_weights *gw, const char *name, int cols, int rows,
     int rc = find(gw->file, name, cols, rows, &t, err);
     if (rc)
         return rc;
+    int nrows = rows ? rows : 1;
+    const void *data;
+    if ((rc = aligned(gw, t->data, t->nbytes, &data, err)))
+        return rc;
     if (t->type == GGUF_TYPE_F32) {
-        *out = t->data;
+        *out = data;
         return LODE_OK;
     }
-    int nrows = rows ? rows : 1;
     float *buf = malloc((size_t)cols * nrows * sizeof *buf);
     if (!buf || keep(gw, buf)) {
         free(buf);
         return lode_error_set(err, LODE_ENOMEM, "out of memory");
     }
-    dequantize(t->type, t->data, nrows, cols, buf);
+    dequantize(t->type, data, nrows, cols, buf);
     *out = buf;
     return LODE_OK;
 }
@@ -120,8 +146,11 @@ static int as_matrix(gguf_weights *gw, const gguf_tensor *t, int row0,
         return LODE_OK;
     }
     }
-    m->data = (const uint8_t *)t->data + (size_t)row0 * row_bytes;
-    return LODE_OK;
+    const void *data;
+    int rc = aligned(gw, (const uint8_t *)t->data + (size_t)row0 * row_bytes,
+                     (size_t)rows * row_bytes, &data, err);
+    m->data = data;
+    return rc;
 }
 
 static int matrix(gguf_weights *gw, const char *name, int rows, int cols,
