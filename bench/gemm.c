@@ -259,9 +259,11 @@ int main(int argc, char **argv)
         for (int r = 0; r < n; r++)
             kern_quantize_q8_0(wf + (size_t)r * k, k,
                                wq + r * kern_row_bytes(KERN_Q8_0, k));
-        kern_matrix w32 = { KERN_F32, n, k, wf };
-        kern_matrix w16 = { KERN_F16, n, k, wh };
-        kern_matrix w8 = { KERN_Q8_0, n, k, wq };
+        kern_matrix w32 = { KERN_F32, n, k, wf, NULL };
+        kern_matrix w16 = { KERN_F16, n, k, wh, NULL };
+        kern_matrix w8 = { KERN_Q8_0, n, k, wq, NULL };
+        void *w8_packed = kern_pack(&w8); /* as the model loader does */
+        w8.packed = w8_packed;
         for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++) {
             int m = ms[mi];
             float *x = malloc((size_t)m * k * sizeof *x);
@@ -303,6 +305,7 @@ int main(int argc, char **argv)
         free(wf);
         free(wh);
         free(wq);
+        free(w8_packed);
     }
     pool_free(pool2);
     return 0;

@@ -417,6 +417,12 @@ void gguf_close(gguf_file *f)
 }
 
 size_t gguf_file_size(const gguf_file *f) { return f->size; }
+
+void gguf_release(const gguf_file *f, const void *p, size_t n)
+{
+    if (f->mapped)
+        mapfile_release(f->base, f->size, p, n);
+}
 uint32_t gguf_version(const gguf_file *f) { return f->version; }
 int gguf_has_key(const gguf_file *f, const char *key)
 {

@@ -60,6 +60,9 @@ int gguf_open_buffer(const void *buf, size_t len, gguf_file **out,
                      lode_error *err);
 void gguf_close(gguf_file *f);
 size_t gguf_file_size(const gguf_file *f);
+/* The pages of [p, p + n) are no longer needed (see mapfile_release):
+ * for a file opened with gguf_open only; a buffer is left alone. */
+void gguf_release(const gguf_file *f, const void *p, size_t n);
 uint32_t gguf_version(const gguf_file *f);
 
 /* Metadata.  Getters return LODE_ENOTFOUND when the key is absent and

@@ -71,7 +71,7 @@ static void dequantize(uint32_t type, const void *data, int rows, int cols,
         return;
     }
     kern_matrix m = {type == GGUF_TYPE_F16 ? KERN_F16 : KERN_Q8_0, rows, cols,
-                     data};
+                     data, NULL};
     for (int r = 0; r < rows; r++)
         kern_dequantize_row(&m, r, dst + (size_t)r * cols);
 }

@@ -393,6 +393,20 @@ static int linear_supported(const kern_matrix *w)
            (w->type == KERN_Q8_0 && w->cols % KERN_Q8_0_BLOCK == 0);
 }
 
+void *kern_pack(const kern_matrix *w)
+{
+    const kern_ops *o = ops();
+    if (!o->pack_bytes || !linear_supported(w) || w->rows <= 0)
+        return NULL;
+    size_t bytes = o->pack_bytes(w);
+    if (bytes == 0)
+        return NULL;
+    void *dst = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    if (dst)
+        o->pack(w, dst);
+    return dst;
+}
+
 void kern_linear(const float *x, int m, const kern_matrix *w,
                  const float *bias, float *out)
 {

@@ -51,11 +51,15 @@ typedef enum kern_type {
 
 /* A weight matrix of `rows` output features by `cols` input features.
  * `data` is not owned (it usually points into an mmap'd file).  For
- * KERN_Q8_0, cols % 32 == 0 and each row is cols/32 blocks. */
+ * KERN_Q8_0, cols % 32 == 0 and each row is cols/32 blocks.  `packed`,
+ * when not NULL, is what kern_pack made of data (not owned either): the
+ * path that made it reads it instead of data, every other path ignores
+ * it. */
 typedef struct kern_matrix {
     kern_type type;
     int rows, cols;
     const void *data;
+    const void *packed;
 } kern_matrix;
 
 /* Detect CPU features once; safe to call many times, from any thread.
@@ -67,6 +71,16 @@ const char *kern_isa_name(void);
  * an unknown name, LODE_EUNSUPPORTED if this CPU cannot run it.  Not safe
  * while other threads are inside kernels. */
 int kern_set_isa(const char *name);
+
+/* The weights of w laid out once for the products of the path in use, so
+ * that no product rearranges them per call (see kernels_avx512.c: q8_0
+ * weight panels for VNNI).  Returns a buffer, freed with free(), that the
+ * caller stores in w->packed and keeps while w is in use; NULL when the
+ * path reads w in place (every path and type but q8_0 on avx512vnni) or
+ * memory is short.  Products give bitwise the same results with or
+ * without it; once it is made, w->data is no longer read by that path
+ * (the caller may let the kernel drop those pages). */
+void *kern_pack(const kern_matrix *w);
 
 /* Bytes one row of `w` occupies (row stride of w->data). */
 size_t kern_row_bytes(kern_type type, int cols);

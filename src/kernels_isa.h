@@ -40,6 +40,10 @@ typedef struct kern_ops {
     int (*linear_q8)(const float *x, const kern_qx *qx, int m,
                      const kern_matrix *w, const float *bias, float *out,
                      int n0, int n1);
+    /* Bytes kern_pack needs for w (0: this path reads w in place), and the
+     * packing into dst, 64-byte aligned.  NULL for paths without one. */
+    size_t (*pack_bytes)(const kern_matrix *w);
+    void (*pack)(const kern_matrix *w, void *dst);
     void (*layernorm)(float *x, int n, const float *gamma, const float *beta,
                       float eps);
     void (*gelu)(float *x, size_t n);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -42,4 +43,17 @@ void mapfile_close(const void *base, size_t size)
 {
     if (base && size)
         munmap((void *)base, size);
+}
+
+void mapfile_release(const void *base, size_t size, const void *p, size_t n)
+{
+    uintptr_t lo = (uintptr_t)base, hi = lo + size;
+    uintptr_t a = (uintptr_t)p, b = a + n;
+    if (size == 0 || a < lo || b > hi || b < a)
+        return;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    a = (a + page - 1) & ~(page - 1);   /* whole pages inside only */
+    b &= ~(page - 1);
+    if (b > a)
+        (void)madvise((void *)a, b - a, MADV_DONTNEED);
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "gguf.h"
 #include "gguf_model.h"
 #include "hf.h"
 
@@ -25,7 +26,35 @@ struct model {
     bert_scratch scratch;
     char *name;
     int token_budget;
+    void **packed;        /* kern_pack buffers, 6 per layer (NULL if none) */
 };
+
+/* Lay the layers' weights out for the kernels once (kern_pack); where
+ * that succeeds the products no longer read the file's copy, so its pages
+ * are handed back to the page cache (mapfile_release). */
+static void pack_weights(model *m)
+{
+    int n = m->cfg.n_layers * 6;
+    m->packed = calloc((size_t)n, sizeof *m->packed);
+    if (!m->packed)
+        return; /* products pack per call instead: same results */
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        bert_layer *L = &m->w.layers[l];
+        kern_matrix *mats[6] = { &L->q, &L->k, &L->v, &L->o, &L->up,
+                                 &L->down };
+        for (int i = 0; i < 6; i++) {
+            void *p = kern_pack(mats[i]);
+            if (!p)
+                continue;
+            m->packed[l * 6 + i] = p;
+            mats[i]->packed = p;
+            if (m->gw.file)
+                gguf_release(m->gw.file, mats[i]->data,
+                             (size_t)mats[i]->rows *
+                                 kern_row_bytes(mats[i]->type, mats[i]->cols));
+        }
+    }
+}
 
 int model_load(const char *path, model **out, lode_error *err)
 {
@@ -83,6 +112,7 @@ loaded:;
     if (m->token_budget < m->cfg.max_seq_length)
         m->token_budget = m->cfg.max_seq_length;
     kern_init();
+    pack_weights(m);
     *out = m;
     return LODE_OK;
 fail:
@@ -98,6 +128,10 @@ void model_free(model *m)
     gguf_weights_free(&m->gw);
     tok_free(m->tok);
     bert_scratch_free(&m->scratch);
+    if (m->packed)
+        for (int i = 0; i < m->cfg.n_layers * 6; i++)
+            free(m->packed[i]);
+    free(m->packed);
     free(m->name);
     free(m);
 }

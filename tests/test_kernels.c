@@ -283,6 +283,47 @@ static void check_determinism(const char *isa, kern_type type, int m, int n,
     free_weights(&w);
 }
 
+/* kern_pack: made for q8_0 on avx512vnni only (NULL elsewhere), and with
+ * it the products, alone and on 1..4 threads, give the reference's bits
+ * while reading only the packed copy: w->data is overwritten first. */
+static void check_packed(const char *isa, int m, int n, int k, pool **pools)
+{
+    use_isa(isa);
+    weights w = make_weights(KERN_Q8_0, n, k);
+    float *x = rand_floats((size_t)m * k), *bias = rand_floats((size_t)n);
+    float *ref = malloc((size_t)m * n * sizeof *ref);
+    float *out = malloc((size_t)m * n * sizeof *out);
+    kern_linear(x, m, &w.w, bias, ref);
+    void *pk = kern_pack(&w.w);
+    int want = strcmp(isa, "avx512vnni") == 0;
+    CHECK((pk != NULL) == want, "%s kern_pack q8_0 %dx%d: %s", isa, n, k,
+          pk ? "made a copy this path does not read" : "made nothing");
+    if (pk) {
+        w.w.packed = pk;
+        memset(w.data, 0x55, (size_t)n * kern_row_bytes(KERN_Q8_0, k));
+        kern_linear(x, m, &w.w, bias, out);
+        CHECK(memcmp(out, ref, (size_t)m * n * sizeof *out) == 0,
+              "%s packed q8_0 m=%d n=%d k=%d differs", isa, m, n, k);
+        for (int t = 0; t < 4; t++) {
+            memset(out, 0, (size_t)m * n * sizeof *out);
+            kern_linear_mt(pools[t], x, m, &w.w, bias, out);
+            CHECK(memcmp(out, ref, (size_t)m * n * sizeof *out) == 0,
+                  "%s packed q8_0 m=%d n=%d k=%d: %d threads differ", isa,
+                  m, n, k, t + 1);
+        }
+        free(pk);
+    }
+    kern_matrix f = { KERN_F32, n, k, w.dense, NULL };
+    void *fp = kern_pack(&f);
+    CHECK(fp == NULL, "%s kern_pack f32: a copy no path reads", isa);
+    free(fp);
+    free(x);
+    free(bias);
+    free(ref);
+    free(out);
+    free_weights(&w);
+}
+
 /* ---- element-wise ------------------------------------------------------ */
 
 /* ---- attention ---------------------------------------------------------- */
@@ -538,7 +579,7 @@ static void check_q8_quantize(void)
     x[5] = -3.5f; /* the max magnitude, negative */
     uint8_t q[2 * KERN_Q8_0_BYTES];
     kern_quantize_q8_0(x, 64, q);
-    kern_matrix w = { KERN_Q8_0, 1, 64, q };
+    kern_matrix w = { KERN_Q8_0, 1, 64, q, NULL };
     float back[64];
     kern_dequantize_row(&w, 0, back);
     uint16_t dh;
@@ -568,7 +609,7 @@ static void check_q8_quantize(void)
 
     /* F16 and F32 rows through kern_dequantize_row */
     uint16_t h[3] = { 0x3c00, 0xc000, 0x0001 };
-    kern_matrix wf16 = { KERN_F16, 1, 3, h };
+    kern_matrix wf16 = { KERN_F16, 1, 3, h, NULL };
     float out[3];
     kern_dequantize_row(&wf16, 0, out);
     CHECK(out[0] == 1.0f && out[1] == -2.0f && out[2] == 5.9604645e-8f,
@@ -662,6 +703,18 @@ int main(void)
             check_determinism(isas[s], type, 17, 1536, 384, pools);
             check_determinism(isas[s], type, 70, 150, 64, pools);
         }
+
+    static const int packed_m[] = { 1, 7, 16, 17, 33, 100 };
+    static const int packed_nk[][2] = {
+        { 384, 384 }, { 1536, 384 }, { 384, 1536 }, { 17, 64 }, { 40, 32 },
+        { 70, 96 }, { 1, 32 }, { 200, 64 },
+    };
+    for (int s = 0; s < n_isas; s++)
+        for (size_t r = 0; r < sizeof packed_nk / sizeof packed_nk[0]; r++)
+            for (size_t mi = 0; mi < sizeof packed_m / sizeof packed_m[0];
+                 mi++)
+                check_packed(isas[s], packed_m[mi], packed_nk[r][0],
+                             packed_nk[r][1], pools);
 
     /* q8_0 is bitwise the same on every path */
     {
