@@ -5,7 +5,8 @@ Run it through bench/embed.sh, which builds lode and sets up .venv-bench.
 Peers, all on all-MiniLM-L6-v2, the same texts and the same thread count:
 
   lode f32 (the Hugging Face directory), lode f16 and q8_0 (GGUF files
-  made by `lode convert`); sentence-transformers fp32 (PyTorch,
+  made by `lode convert`), each measured twice (as a process and in
+  process, see below); sentence-transformers fp32 (PyTorch,
   torch.set_num_threads); ONNX Runtime fp32 (torch.onnx.export of BERT +
   mean pooling + normalisation) and int8 (onnxruntime's quantize_dynamic
   of that file), intra_op_num_threads set; llama.cpp through
@@ -33,19 +34,36 @@ What is measured, and how it is kept fair:
               of single-token words, so every peer sees exactly that many
               tokens and batches carry no padding.  Python peers are timed
               in process after one warm-up batch, in batches of --batch
-              texts (tokenisation included).  lode is timed as a process:
-              `lode embed -m MODEL -t T --json` with all texts on stdin,
-              minus the median time of the same command with empty stdin
-              (start, load, exit): what is left is tokenising, embedding
-              and printing JSON vectors (printing is lode's handicap: the
-              peers hand back arrays).  lode has no padded batch: its CLI
-              embeds up to 256 texts per call, each at its own length.
+              texts (tokenisation included).  lode is timed two ways,
+              each its own row:
+              - as a process (rows "lode f32", "lode f16", "lode q8_0"):
+                `lode embed -m MODEL -t T --json` with all texts on
+                stdin, minus the median time of the same command with
+                empty stdin (start, load, exit).  What is left is
+                tokenising, embedding and printing JSON vectors, plus
+                one-time costs a long-running server does not pay:
+                first-touch page faults of tens of MB of scratch memory,
+                cold caches, and printing (the peers hand back arrays).
+                The CLI embeds up to 256 texts per library call.
+              - in process (rows "lode ... (in process, batches of B)",
+                peers lode-f32-inproc, lode-f16-inproc,
+                lode-q8_0-inproc), as the Python peers are timed:
+                `bench/latency --throughput` loads the model, embeds all
+                texts once to warm up (the Python peers warm up on one
+                batch), then times each of --reps passes over all texts
+                in model_embed calls of --batch texts (tokenisation
+                included, no printing); its accuracy comes from the
+                vectors of its last pass.
+              lode has no padded batch: a model_embed call embeds each
+              text at its own length.
   latency     one short text per call, median over --latency-reps calls
               after a warm-up, in process: bench/latency.c for lode (the
-              CLI cannot answer one stdin line at a time).
+              CLI cannot answer one stdin line at a time); shown on the
+              lode rows only, as the in-process rows would repeat it.
   cold start  from spawning a process to reading its first embedding:
               `lode embed -m MODEL -t 1 TEXT`, and for each Python peer a
-              fresh interpreter that imports, loads, embeds and prints.
+              fresh interpreter that imports, loads, embeds and prints
+              (not taken for the in-process lode rows: same process).
   peak RSS    of that same cold-start process (GNU time's %M).
   accuracy    min cosine, over every text of every set and thread count,
               between a peer's vector and sentence-transformers' (fp32,
@@ -76,6 +94,9 @@ N_TEXTS = {"short": 512, "medium": 128, "long": 32}
 PY_PEERS = ["st-fp32", "ort-fp32", "ort-int8", "ov-fp32", "ov-int8",
             "ct2-int8", "llama-q8_0", "llama-f16"]
 LODE_PEERS = ["lode-f32", "lode-f16", "lode-q8_0"]
+# The same models timed in process by bench/latency --throughput.
+INPROC_PEERS = [p + "-inproc" for p in LODE_PEERS]
+ALL_PEERS = LODE_PEERS + INPROC_PEERS + PY_PEERS
 LABELS = {
     "lode-f32": "lode f32", "lode-f16": "lode f16", "lode-q8_0": "lode q8_0",
     "st-fp32": "sentence-transformers fp32", "ort-fp32": "ONNX Runtime fp32",
@@ -83,6 +104,8 @@ LABELS = {
     "llama-f16": "llama.cpp f16", "ov-fp32": "OpenVINO f32",
     "ov-int8": "OpenVINO int8 (NNCF)", "ct2-int8": "CTranslate2 int8",
 }
+for _p in LODE_PEERS:   # "{batch}" is filled in with --batch by main()
+    LABELS[_p + "-inproc"] = LABELS[_p] + " (in process, batches of {batch})"
 # Calibration set for NNCF: the first paragraphs of data/sample/.
 CALIBRATION_TEXTS = 300
 
@@ -462,6 +485,40 @@ def lode_throughput(lode, model, threads, group, reps):
                                       out.splitlines()]
 
 
+def lode_inproc_throughput(latency_bin, model, threads, group, reps, batch,
+                           work):
+    """(texts/s, the vectors of the last pass) from bench/latency
+    --throughput: warm-up, then reps passes over the texts in model_embed
+    calls of batch texts, in one process, nothing printed while timed.
+    The texts go in a plain file, one a line; the vectors come back as
+    raw float32."""
+    import array
+    import tempfile
+    assert all(t and "\n" not in t for t in group)
+    fd, texts_path = tempfile.mkstemp(dir=work, suffix=".txt")
+    vectors_path = texts_path[:-4] + ".f32"
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write("".join(t + "\n" for t in group))
+        out = subprocess.run(
+            [latency_bin, "--throughput", model, str(threads), str(reps),
+             str(batch), texts_path, vectors_path],
+            capture_output=True, text=True, check=True).stdout
+        r = json.loads(out)
+        assert r["texts"] == len(group)
+        flat = array.array("f")
+        with open(vectors_path, "rb") as f:
+            flat.frombytes(f.read())
+    finally:
+        for path in (texts_path, vectors_path):
+            if os.path.exists(path):
+                os.unlink(path)
+    dim = len(flat) // len(group)
+    assert dim * len(group) == len(flat)
+    return r["per_s"], [flat[i * dim:(i + 1) * dim]
+                        for i in range(len(group))]
+
+
 def prepare(args, work, peers):
     """The files the peers read, made once and reused while present: GGUF
     files from lode convert, the ONNX export, the OpenVINO IRs (f32 and
@@ -478,7 +535,8 @@ def prepare(args, work, peers):
     os.makedirs(work, exist_ok=True)
     kinds = {p.split("-")[0] for p in peers}
     for t in ("f16", "q8_0"):
-        if (t == "q8_0" or "lode-f16" in peers or "llama-f16" in peers) \
+        if (t == "q8_0" or "lode-f16" in peers or "llama-f16" in peers
+                or "lode-f16-inproc" in peers) \
                 and not os.path.exists(files["gguf-" + t]):
             subprocess.run([args.lode, "convert", args.model,
                             files["gguf-" + t], "--type", t], check=True)
@@ -650,12 +708,24 @@ def report(args, results, load_before, load_after, command):
     add("| peer | " + " | ".join(f"{n} {t}T" for n, t in cols) +
         " | min cosine vs sentence-transformers |")
     add("|---|" + "---|" * (len(cols) + 1))
-    ran = [p for p in LODE_PEERS + PY_PEERS if p in results["throughput"]]
+    ran = [p for p in ALL_PEERS if p in results["throughput"]]
     for peer in ran:
         row = [fmt(results["throughput"].get(peer, {}).get(f"{n}/{t}"))
                for n, t in cols]
         row.append(fmt(results["min_cosine"].get(peer), 5))
         add(f"| {LABELS[peer]} | " + " | ".join(row) + " |")
+    if any(p in ran for p in LODE_PEERS + INPROC_PEERS):
+        add("")
+        add("lode is timed two ways.  Rows \"lode f32/f16/q8_0\": `lode "
+            "embed -m MODEL -t T --json` as a process, all texts on stdin, "
+            "minus the same command with empty stdin; that keeps one-time "
+            "costs a server does not pay (first-touch page faults of its "
+            "scratch memory, cold caches) and the printing of every vector "
+            "as JSON.  Rows \"(in process, batches of "
+            f"{args.batch})\": `bench/latency --throughput`, timed as the "
+            "Python peers are: in process after a warm-up, in library calls "
+            f"of {args.batch} texts, tokenising included, nothing printed; "
+            "min cosine from the vectors of its last pass.")
     settings = [(p, t, s) for p in ran
                 for t, s in results["settings"].get(p, {}).items()]
     if settings:
@@ -685,7 +755,7 @@ def report(args, results, load_before, load_after, command):
     add("| peer | " + " | ".join(f"latency {t}T (ms)" for t in thr) +
         " | cold start (ms) | peak RSS (MB) |")
     add("|---|" + "---|" * (len(thr) + 2))
-    for peer in ran:
+    for peer in (p for p in ran if p not in INPROC_PEERS):
         lat = [fmt(results["latency_ms"].get(peer, {}).get(str(t)), 2)
                for t in thr]
         c = results["cold"].get(peer, {})
@@ -704,7 +774,8 @@ RATIOS = [("lode-q8_0", "st-fp32"), ("lode-q8_0", "ort-int8"),
           ("lode-q8_0", "ov-int8"), ("lode-q8_0", "ct2-int8"),
           ("lode-q8_0", "llama-q8_0"), ("lode-q8_0", "ort-fp32"),
           ("lode-f32", "st-fp32"), ("lode-f32", "ort-fp32"),
-          ("lode-f32", "ov-fp32"), ("lode-f16", "llama-f16")]
+          ("lode-f32", "ov-fp32"), ("lode-f16", "llama-f16"),
+          ("lode-q8_0-inproc", "ov-int8"), ("lode-f32-inproc", "ov-fp32")]
 
 
 def goals(args, results):
@@ -768,7 +839,7 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--latency-reps", type=int, default=200)
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--peers", default=",".join(LODE_PEERS + PY_PEERS))
+    ap.add_argument("--peers", default=",".join(ALL_PEERS))
     ap.add_argument("--texts", type=int,
                     help="texts per set (default: " + ", ".join(
                         f"{v} {k}" for k, v in N_TEXTS.items()) +
@@ -807,7 +878,9 @@ def main():
     unknown = [p for p in peers if p not in LABELS]
     if unknown:
         sys.exit(f"embed.py: unknown peers {unknown}; known: "
-                 f"{','.join(LODE_PEERS + PY_PEERS)}")
+                 f"{','.join(ALL_PEERS)}")
+    for p in INPROC_PEERS:
+        LABELS[p] = LABELS[p].format(batch=args.batch)
     args.counts = {k: min(v, args.texts) if args.texts else v
                    for k, v in N_TEXTS.items()}
     load_before = os.getloadavg()
@@ -823,6 +896,7 @@ def main():
         ref = json.load(f)
     lode_models = {"lode-f32": files["hf"], "lode-f16": files["gguf-f16"],
                    "lode-q8_0": files["gguf-q8_0"]}
+    inproc_models = {p + "-inproc": m for p, m in lode_models.items()}
     results = {"throughput": {}, "latency_ms": {}, "cold": {},
                "min_cosine": {}, "min_cosine_by_set": {}, "settings": {},
                "texts_per_set": args.counts, "versions": versions()}
@@ -833,7 +907,13 @@ def main():
         lat = results["latency_ms"].setdefault(peer, {})
         cos = results["min_cosine_by_set"].setdefault(peer, {})
         for t in args.threads:
-            if peer in lode_models:
+            if peer in inproc_models:
+                for name, group in texts.items():
+                    thr[f"{name}/{t}"], vecs = lode_inproc_throughput(
+                        args.latency_bin, inproc_models[peer], t, group,
+                        args.reps, args.batch, args.work)
+                    cos[f"{name}/{t}"] = min_cosine(vecs, ref[name])
+            elif peer in lode_models:
                 for name, group in texts.items():
                     thr[f"{name}/{t}"], vecs = lode_throughput(
                         args.lode, lode_models[peer], t, group, args.reps)
@@ -868,10 +948,13 @@ def main():
                 results["min_cosine"][peer] = min(cos.values())
             print(f"  {t}T: " + ", ".join(f"{k} {v:.0f}/s" for k, v in
                                           thr.items() if k.endswith(f"/{t}"))
-                  + f"; latency {lat.get(str(t), 0):.2f} ms; min cosine "
+                  + (f"; latency {lat.get(str(t), 0):.2f} ms" if str(t) in lat
+                     else "") + "; min cosine "
                   + ", ".join(f"{k} {v:.5f}" for k, v in cos.items()
                               if k.endswith(f"/{t}")),
                   file=sys.stderr, flush=True)
+        if peer in inproc_models:
+            continue   # no process of its own: no cold start, no RSS
         starts, rss = [], []
         for _ in range(args.reps):
             if peer in lode_models:
