@@ -120,7 +120,8 @@ clean:
 # `make bench`: the GEMM benchmark (bench/README.md).  OpenBLAS is linked
 # into the benchmark only, for comparison; lode itself never links it.
 bench: $(BUILD)/bench/gemm $(BUILD)/bench/store $(BUILD)/bench/latency \
-	$(BUILD)/bench/hybrid_latency $(BUILD)/bench/opprofile
+	$(BUILD)/bench/hybrid_latency $(BUILD)/bench/opprofile \
+	$(BUILD)/bench/fmtfloat
 # bench/embed.sh needs only this one (no OpenBLAS).
 $(BUILD)/bench/latency: bench/latency.c $(BUILD)/liblode.a | $(DEPS_OK)
 	@mkdir -p $(@D)
@@ -130,6 +131,9 @@ $(BUILD)/bench/hybrid_latency: bench/hybrid_latency.c $(BUILD)/liblode.a | $(DEP
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -o $@ $< $(BUILD)/liblode.a $(LDFLAGS) \
 		$(PKG_LIBS) $(LDLIBS)
+$(BUILD)/bench/fmtfloat: bench/fmtfloat.c $(BUILD)/liblode.a | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Isrc -o $@ $< $(BUILD)/liblode.a $(LDFLAGS) $(LDLIBS)
 $(BUILD)/bench/store: bench/store.c $(BUILD)/liblode.a | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -o $@ $< $(BUILD)/liblode.a $(LDFLAGS) \

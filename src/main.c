@@ -12,6 +12,7 @@
 #include "check.h"
 #include "cli_store.h"
 #include "err.h"
+#include "fmtfloat.h"
 #include "gguf.h"
 #include "gguf_model.h"
 #include "jsonmem.h"
@@ -150,12 +151,31 @@ static int read_text(int json, long lineno, text *t, lode_error *err)
     return 1;
 }
 
+/* One vector as a JSON array line, each value as printf("%.9g") writes
+ * it (fmtfloat.h: the same bytes, several times faster), built on the
+ * stack and written with one fwrite when it fits (any vector of up to 511
+ * values), in 8 KB pieces otherwise. */
 static void print_floats(const float *v, int n)
 {
-    putchar('[');
-    for (int i = 0; i < n; i++)
-        printf(i ? ",%.9g" : "%.9g", (double)v[i]);
-    fputs("]\n", stdout);
+    char line[8192];
+    size_t len = 0;
+    line[len++] = '[';
+    for (int i = 0; i < n; i++) {
+        if (len + 1 + FMTFLOAT_G9_SIZE > sizeof line) {
+            fwrite(line, 1, len, stdout);
+            len = 0;
+        }
+        if (i)
+            line[len++] = ',';
+        len += (size_t)fmtfloat_g9(v[i], line + len);
+    }
+    if (len + 2 > sizeof line) {
+        fwrite(line, 1, len, stdout);
+        len = 0;
+    }
+    line[len++] = ']';
+    line[len++] = '\n';
+    fwrite(line, 1, len, stdout);
 }
 
 static void print_ids(const int32_t *ids, int n)
