@@ -573,7 +573,8 @@ static size_t attention_lp(int len) { return ((size_t)len + 15) / 16 * 16; }
 
 size_t kern_attention_scratch(int len, int dh)
 {
-    return (size_t)len * (size_t)len + (size_t)dh * attention_lp(len);
+    return (size_t)len * (size_t)len + (size_t)dh * attention_lp(len) +
+           (size_t)len;
 }
 
 void kern_attention(int len, int dh, float scale, const float *q,
@@ -597,12 +598,26 @@ void kern_attention(int len, int dh, float scale, const float *q,
     OPPROF_BEGIN(OPPROF_ATTN_SCORES);
     o->gemm_nn(len, len, dh, q, ld, kt, (int)lp, s, len);   /* q_i . k_j */
     OPPROF_END(OPPROF_ATTN_SCORES);
+    if (!o->softmax_exp) { /* the reference: softmax, then P . V */
+        OPPROF_BEGIN(OPPROF_ATTN_SOFTMAX);
+        for (int i = 0; i < len; i++)
+            o->softmax(s + (size_t)i * len, len, scale);
+        OPPROF_END(OPPROF_ATTN_SOFTMAX);
+        OPPROF_BEGIN(OPPROF_ATTN_CONTEXT);
+        o->gemm_nn(len, dh, len, s, len, v, ld, ctx, ldc);
+        OPPROF_END(OPPROF_ATTN_CONTEXT);
+        return;
+    }
+    /* SIMD paths: unnormalised exponentials, then (E . V) / sum per row */
+    float *inv = kt + (size_t)dh * lp;
     OPPROF_BEGIN(OPPROF_ATTN_SOFTMAX);
     for (int i = 0; i < len; i++)
-        o->softmax(s + (size_t)i * len, len, scale);
+        inv[i] = o->softmax_exp(s + (size_t)i * len, len, scale);
     OPPROF_END(OPPROF_ATTN_SOFTMAX);
     OPPROF_BEGIN(OPPROF_ATTN_CONTEXT);
-    o->gemm_nn(len, dh, len, s, len, v, ld, ctx, ldc);      /* P . V */
+    o->gemm_nn(len, dh, len, s, len, v, ld, ctx, ldc);
+    for (int i = 0; i < len; i++)
+        o->scale(ctx + (size_t)i * ldc, (size_t)dh, inv[i]);
     OPPROF_END(OPPROF_ATTN_CONTEXT);
 }
 

@@ -592,6 +592,83 @@ void AVX2 kern__avx2_softmax(float *x, int n, float scale)
         x[i] *= _mm256_cvtss_f32(inv);
 }
 
+/* exp(x) for x <= 0 (a softmax's x - max): exp8's reduction and
+ * polynomial, with 2^n applied by adding n to the exponent field (exact
+ * while the result is normal, hence the flush below -87, where exp8 flushes
+ * below -87.34), and no upper clamp.  So the same values as exp8 for x in
+ * [-87, 0], in fewer operations. */
+AVX2_INLINE __m256 exp8_neg(__m256 x)
+{
+    const __m256 lo = _mm256_set1_ps(-87.0f);
+    __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+    x = _mm256_max_ps(x, lo);
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504089f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(_mm256_cvtps_epi32(n), 23);
+    p = _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p), e));
+    return _mm256_andnot_ps(under, p);
+}
+
+/* For attention: the exponentials of kern__avx2_softmax, left
+ * unnormalised, and 1 / their sum; the caller scales the context rows
+ * instead of the n probabilities (32 or 64 products a row instead of
+ * n).  x * scale is not stored first: its maximum is max(x) * scale
+ * (rounding is monotonic, scale > 0), so the exponentials are the same
+ * values the softmax computes. */
+float AVX2 kern__avx2_softmax_exp(float *x, int n, float scale)
+{
+    __m256 mx = _mm256_set1_ps(-INFINITY), sv = _mm256_set1_ps(scale);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        mx = _mm256_max_ps(mx, _mm256_loadu_ps(x + i));
+    float max;
+    {
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(mx),
+                              _mm256_extractf128_ps(mx, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        max = _mm_cvtss_f32(h);
+    }
+    for (; i < n; i++)
+        if (x[i] > max)
+            max = x[i];
+    __m256 mv = _mm256_set1_ps(max * scale), sum = _mm256_setzero_ps();
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 y = _mm256_mul_ps(_mm256_loadu_ps(x + i), sv);
+        __m256 e = exp8_neg(_mm256_sub_ps(y, mv));
+        _mm256_storeu_ps(x + i, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    if (i < n) {
+        __m256i mask = tail_mask(n - i);
+        __m256 y = _mm256_mul_ps(_mm256_maskload_ps(x + i, mask), sv);
+        __m256 e = exp8_neg(_mm256_sub_ps(y, mv));
+        e = _mm256_and_ps(e, _mm256_castsi256_ps(mask));
+        _mm256_maskstore_ps(x + i, mask, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    return 1.0f / hsum8(sum);
+}
+
+void AVX2 kern__avx2_scale(float *y, size_t n, float f)
+{
+    __m256 fv = _mm256_set1_ps(f);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_loadu_ps(y + i), fv));
+    for (; i < n; i++)
+        y[i] *= f;
+}
+
 /* Sum of 8 floats widened to double. */
 AVX2_INLINE __m256d widen_add(__m256d acc, __m256 v)
 {
@@ -682,6 +759,8 @@ const kern_ops kern__ops_avx2 = {
     .layernorm = kern__avx2_layernorm,
     .gelu = kern__avx2_gelu,
     .softmax = kern__avx2_softmax,
+    .softmax_exp = kern__avx2_softmax_exp,
+    .scale = kern__avx2_scale,
     .add = kern__avx2_add,
     .dot = kern__avx2_dot,
 };

@@ -916,6 +916,8 @@ const kern_ops kern__ops_avx512 = {
     .layernorm = kern__avx2_layernorm,
     .gelu = kern__avx2_gelu,
     .softmax = kern__avx2_softmax,
+    .softmax_exp = kern__avx2_softmax_exp,
+    .scale = kern__avx2_scale,
     .add = kern__avx2_add,
     .dot = kern__avx2_dot,
 };
@@ -932,6 +934,8 @@ const kern_ops kern__ops_avx512vnni = {
     .layernorm = kern__avx2_layernorm,
     .gelu = kern__avx2_gelu,
     .softmax = kern__avx2_softmax,
+    .softmax_exp = kern__avx2_softmax_exp,
+    .scale = kern__avx2_scale,
     .add = kern__avx2_add,
     .dot = kern__avx2_dot,
 };

@@ -50,6 +50,12 @@ typedef struct kern_ops {
     /* softmax(x * scale) in place; x * scale is stored first, so this is
      * bitwise the scaling loop followed by the plain softmax. */
     void (*softmax)(float *x, int n, float scale);
+    /* exp(x * scale - max) in place, unnormalised; returns 1 / their sum
+     * (kern_attention then scales the context instead).  NULL: the
+     * attention normalises with softmax (the scalar reference). */
+    float (*softmax_exp)(float *x, int n, float scale);
+    /* y[i] *= f (set wherever softmax_exp is) */
+    void (*scale)(float *y, size_t n, float f);
     void (*add)(float *y, const float *x, size_t n);
     float (*dot)(const float *a, const float *b, int n);
 } kern_ops;
@@ -69,6 +75,8 @@ void kern__avx2_layernorm(float *x, int n, const float *gamma,
                           const float *beta, float eps);
 void kern__avx2_gelu(float *x, size_t n);
 void kern__avx2_softmax(float *x, int n, float scale);
+float kern__avx2_softmax_exp(float *x, int n, float scale);
+void kern__avx2_scale(float *y, size_t n, float f);
 void kern__avx2_add(float *y, const float *x, size_t n);
 float kern__avx2_dot(const float *a, const float *b, int n);
 #endif
