@@ -587,12 +587,16 @@ void kern_attention(int len, int dh, float scale, const float *q,
     size_t lp = attention_lp(len);
     float *s = scratch, *kt = scratch + (size_t)len * len;
     OPPROF_BEGIN(OPPROF_ATTN_KT);
-    for (int p = 0; p < dh; p++) {
-        float *row = kt + (size_t)p * lp;
-        for (int j = 0; j < len; j++)
-            row[j] = k[(size_t)j * ld + p];
-        for (size_t j = (size_t)len; j < lp; j++)
-            row[j] = 0.0f;
+    if (o->transpose_kt) {
+        o->transpose_kt(k, ld, len, dh, kt, lp);
+    } else {
+        for (int p = 0; p < dh; p++) {
+            float *row = kt + (size_t)p * lp;
+            for (int j = 0; j < len; j++)
+                row[j] = k[(size_t)j * ld + p];
+            for (size_t j = (size_t)len; j < lp; j++)
+                row[j] = 0.0f;
+        }
     }
     OPPROF_END(OPPROF_ATTN_KT);
     OPPROF_BEGIN(OPPROF_ATTN_SCORES);

@@ -338,6 +338,29 @@ static AVX512 void linear_f_avx512(const float *x, int m,
         }
 }
 
+/* kern_attention's K transposed: kt[p][j] = k[j][p] for p < dh, j < len,
+ * and 0 for len <= j < lp (lp a multiple of 16), in 16 x 16 blocks
+ * through registers instead of one strided load per element. */
+static AVX512 void transpose_kt_avx512(const float *k, int ld, int len,
+                                       int dh, float *kt, size_t lp)
+{
+    for (int j = 0; j < (int)lp; j += 16) {
+        int rows = len - j < 16 ? len - j : 16;
+        for (int p = 0; p < dh; p += 16) {
+            int np = dh - p < 16 ? dh - p : 16;
+            __mmask16 mk = np == 16 ? 0xffff : tail_mask16(np);
+            __m512 r[16];
+            for (int l = 0; l < 16; l++)
+                r[l] = l < rows ? _mm512_maskz_loadu_ps(
+                                      mk, k + (size_t)(j + l) * ld + p)
+                                : _mm512_setzero_ps();
+            transpose16(r);
+            for (int c = 0; c < np; c++)
+                _mm512_storeu_ps(kt + (size_t)(p + c) * lp + j, r[c]);
+        }
+    }
+}
+
 /* ---- fp32: C = A . B -------------------------------------------------- */
 
 /* Tiles of 6 rows x 64 columns, or 12 rows x 32 columns where at most 32
@@ -917,6 +940,7 @@ const kern_ops kern__ops_avx512 = {
     .gelu = kern__avx2_gelu,
     .softmax = kern__avx2_softmax,
     .softmax_exp = kern__avx2_softmax_exp,
+    .transpose_kt = transpose_kt_avx512,
     .scale = kern__avx2_scale,
     .add = kern__avx2_add,
     .dot = kern__avx2_dot,
@@ -935,6 +959,7 @@ const kern_ops kern__ops_avx512vnni = {
     .gelu = kern__avx2_gelu,
     .softmax = kern__avx2_softmax,
     .softmax_exp = kern__avx2_softmax_exp,
+    .transpose_kt = transpose_kt_avx512,
     .scale = kern__avx2_scale,
     .add = kern__avx2_add,
     .dot = kern__avx2_dot,

@@ -54,6 +54,10 @@ typedef struct kern_ops {
      * (kern_attention then scales the context instead).  NULL: the
      * attention normalises with softmax (the scalar reference). */
     float (*softmax_exp)(float *x, int n, float scale);
+    /* kt[p][j] = k[j * ld + p] (p < dh, j < len), 0 for len <= j < lp;
+     * NULL: a plain loop. */
+    void (*transpose_kt)(const float *k, int ld, int len, int dh, float *kt,
+                         size_t lp);
     /* y[i] *= f (set wherever softmax_exp is) */
     void (*scale)(float *y, size_t n, float f);
     void (*add)(float *y, const float *x, size_t n);
