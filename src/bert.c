@@ -99,7 +99,8 @@ int bert_scratch_reserve(bert_scratch *s, const bert_config *cfg,
         if (grow(&s->x, tokens * H) || grow(&s->q, tokens * H) ||
             grow(&s->k, tokens * H) || grow(&s->v, tokens * H) ||
             grow(&s->ctx, tokens * H) || grow(&s->tmp, tokens * H) ||
-            grow(&s->ffn, tokens * I) ||
+            grow(&s->ffn, (tokens < BERT_FFN_ROWS ? tokens : BERT_FFN_ROWS) *
+                              I) ||
             grow_int(&s->pos, tokens) || grow_int(&s->seq_start, tokens)) {
             bert_scratch_free(s);
             return lode_error_set(err, LODE_ENOMEM,
@@ -150,13 +151,15 @@ typedef struct fwd_ctx {
     int n_seqs;
     size_t tokens;
     int chunks;              /* row chunks for the element-wise steps */
+    size_t r0, r1;           /* the rows they cover (s->ffn holds r0..) */
     int after_attention;     /* which LayerNorm task_residual applies */
 } fwd_ctx;
 
 static void chunk_range(const fwd_ctx *c, int task, size_t *t0, size_t *t1)
 {
-    *t0 = c->tokens * (size_t)task / (size_t)c->chunks;
-    *t1 = c->tokens * (size_t)(task + 1) / (size_t)c->chunks;
+    size_t n = c->r1 - c->r0;
+    *t0 = c->r0 + n * (size_t)task / (size_t)c->chunks;
+    *t1 = c->r0 + n * (size_t)(task + 1) / (size_t)c->chunks;
 }
 
 /* Self-attention of one head over one sequence (task = sequence x heads +
@@ -219,7 +222,7 @@ static void task_gelu(void *arg, int task, int thread)
     const size_t I = (size_t)c->cfg->intermediate;
     size_t t0, t1;
     chunk_range(c, task, &t0, &t1);
-    kern_gelu(c->s->ffn + t0 * I, (t1 - t0) * I);
+    kern_gelu(c->s->ffn + (t0 - c->r0) * I, (t1 - t0) * I);
 }
 
 static void pool_sequence(const bert_config *cfg, const float *x, int len,
@@ -295,7 +298,7 @@ int bert_forward(const bert_config *cfg, const bert_weights *w,
             pos[t++] = p;
     }
     fwd_ctx c = {cfg, w, NULL, s, ids, seq_lens, seq_start, pos, n_seqs, T,
-                 0, 0};
+                 0, 0, T, 0};
     c.chunks = threads > 1 && T >= 8 ? 4 * threads : 1;
     if ((size_t)c.chunks > T)
         c.chunks = (int)T;
@@ -323,17 +326,26 @@ int bert_forward(const bert_config *cfg, const bert_weights *w,
         c.after_attention = 1;
         pool_run(pool, c.chunks, task_residual, &c);
         OPPROF_STEP(OPPROF_RESIDUAL_LN);
-        /* FFN: GELU(x W1^T + b1) W2^T + b2, residual, LayerNorm. */
-        kern_linear_mt(pool, x, (int)T, &L->up, L->up_b, s->ffn); /* [T][I] */
-        OPPROF_STEP(OPPROF_FFN_UP);
-        pool_run(pool, c.chunks, task_gelu, &c);
-        OPPROF_STEP(OPPROF_GELU);
-        kern_linear_mt(pool, s->ffn, (int)T, &L->down, L->down_b,
-                       s->tmp);                                  /* [T][H] */
-        OPPROF_STEP(OPPROF_FFN_DOWN);
+        /* FFN: GELU(x W1^T + b1) W2^T + b2, residual, LayerNorm, token
+         * by token, so BERT_FFN_ROWS tokens at a time: the [rows][I]
+         * intermediate stays in cache from one step to the next. */
         c.after_attention = 0;
-        pool_run(pool, c.chunks, task_residual, &c);
-        OPPROF_STEP(OPPROF_RESIDUAL_LN);
+        for (size_t t0 = 0; t0 < T; t0 += BERT_FFN_ROWS) {
+            int rows = (int)(T - t0 < BERT_FFN_ROWS ? T - t0 : BERT_FFN_ROWS);
+            c.r0 = t0;
+            c.r1 = t0 + (size_t)rows;
+            kern_linear_mt(pool, x + t0 * H, rows, &L->up, L->up_b, s->ffn);
+            OPPROF_STEP(OPPROF_FFN_UP);
+            pool_run(pool, c.chunks, task_gelu, &c);
+            OPPROF_STEP(OPPROF_GELU);
+            kern_linear_mt(pool, s->ffn, rows, &L->down, L->down_b,
+                           s->tmp + t0 * H);
+            OPPROF_STEP(OPPROF_FFN_DOWN);
+            pool_run(pool, c.chunks, task_residual, &c);
+            OPPROF_STEP(OPPROF_RESIDUAL_LN);
+        }
+        c.r0 = 0;
+        c.r1 = T;
     }
 
     /* Pooling (and normalisation) per sequence.            [n_seqs][H] */

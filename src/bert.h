@@ -60,11 +60,20 @@ typedef struct bert_weights {
     bert_layer *layers;         /* n_layers, owned by whoever filled it */
 } bert_weights;
 
+/* The feed-forward block runs over this many tokens at a time (it is
+ * token by token), so its [rows][intermediate] activations stay in cache
+ * between the up product, GELU and the down product, and its scratch
+ * does not grow with the batch. */
+#ifndef BERT_FFN_ROWS
+#define BERT_FFN_ROWS 128
+#endif
+
 /* Scratch memory for one batch, grown on demand and reused, so the hot
  * path does not allocate once the largest batch has been seen. */
 typedef struct bert_scratch {
     size_t tokens_cap, len_cap;
-    float *x, *q, *k, *v, *ctx, *tmp, *ffn; /* [T][H] x6, [T][I] */
+    float *x, *q, *k, *v, *ctx, *tmp; /* [T][H] each */
+    float *ffn;                       /* [min(T, BERT_FFN_ROWS)][I] */
     float *scores;    /* per thread: kern_attention_scratch(L, head dim) */
     int scores_slots;                       /* threads it has room for */
     int *pos, *seq_start;                   /* [T]: position, seq offsets */
