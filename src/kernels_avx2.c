@@ -478,17 +478,22 @@ int AVX2 kern__avx2_linear_q8(const float *x, const kern_qx *qx, int m,
 
 /* ---- element-wise ----------------------------------------------------- */
 
-/* exp(x) for the softmax: Cephes' polynomial on x - n ln 2, about 1 ulp;
- * results below 2^-126 are flushed to 0. */
-AVX2_INLINE __m256 exp8(__m256 x)
+AVX2_INLINE float hmax8(__m256 v)
 {
-    const __m256 lo = _mm256_set1_ps(-87.33654475f);
-    __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
-    x = _mm256_min_ps(_mm256_max_ps(x, lo), _mm256_set1_ps(88.37626266f));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504089f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(v),
+                          _mm256_extractf128_ps(v, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
+
+/* Cephes' reduction x = n ln 2 + r and polynomial: e^r, with n in *n. */
+AVX2_INLINE __m256 exp8_reduced(__m256 x, __m256 *n)
+{
+    *n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504089f)),
+                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(*n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(*n, _mm256_set1_ps(-2.12194440e-4f), r);
     __m256 p = _mm256_set1_ps(1.9875691500e-4f);
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
@@ -496,6 +501,17 @@ AVX2_INLINE __m256 exp8(__m256 x)
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
     p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    return p;
+}
+
+/* exp(x) for the softmax: Cephes' polynomial on x - n ln 2, about 1 ulp;
+ * results below 2^-126 are flushed to 0. */
+AVX2_INLINE __m256 exp8(__m256 x)
+{
+    const __m256 lo = _mm256_set1_ps(-87.33654475f);
+    __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+    x = _mm256_min_ps(_mm256_max_ps(x, lo), _mm256_set1_ps(88.37626266f));
+    __m256 n, p = exp8_reduced(x, &n);
     /* 2^n, n in [-126, 128]: split so neither factor overflows */
     __m256i ni = _mm256_cvtps_epi32(n);
     __m256i h = _mm256_srai_epi32(ni, 1);
@@ -559,14 +575,7 @@ void AVX2 kern__avx2_softmax(float *x, int n, float scale)
         _mm256_storeu_ps(x + i, y);
         mx = _mm256_max_ps(mx, y);
     }
-    float max;
-    {
-        __m128 h = _mm_max_ps(_mm256_castps256_ps128(mx),
-                              _mm256_extractf128_ps(mx, 1));
-        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-        h = _mm_max_ss(h, _mm_movehdup_ps(h));
-        max = _mm_cvtss_f32(h);
-    }
+    float max = hmax8(mx);
     for (; i < n; i++) {
         x[i] *= scale;
         if (x[i] > max)
@@ -602,17 +611,7 @@ AVX2_INLINE __m256 exp8_neg(__m256 x)
     const __m256 lo = _mm256_set1_ps(-87.0f);
     __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
     x = _mm256_max_ps(x, lo);
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504089f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256 n, p = exp8_reduced(x, &n);
     __m256i e = _mm256_slli_epi32(_mm256_cvtps_epi32(n), 23);
     p = _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p), e));
     return _mm256_andnot_ps(under, p);
@@ -630,14 +629,7 @@ float AVX2 kern__avx2_softmax_exp(float *x, int n, float scale)
     int i = 0;
     for (; i + 8 <= n; i += 8)
         mx = _mm256_max_ps(mx, _mm256_loadu_ps(x + i));
-    float max;
-    {
-        __m128 h = _mm_max_ps(_mm256_castps256_ps128(mx),
-                              _mm256_extractf128_ps(mx, 1));
-        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-        h = _mm_max_ss(h, _mm_movehdup_ps(h));
-        max = _mm_cvtss_f32(h);
-    }
+    float max = hmax8(mx);
     for (; i < n; i++)
         if (x[i] > max)
             max = x[i];

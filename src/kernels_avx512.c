@@ -209,6 +209,22 @@ AVX512_INLINE void transpose16(__m512 r[16])
     }
 }
 
+/* dst[c * ldd + l] = src[l * lds + p + c] for c < np (<= 16), l < 16,
+ * with rows l >= `rows` read as zeros: one 16 x 16 block through
+ * registers. */
+AVX512_INLINE void transpose_block(const float *src, size_t lds, int rows,
+                                   int p, int np, float *dst, size_t ldd)
+{
+    __mmask16 mk = np == 16 ? 0xffff : tail_mask16(np);
+    __m512 r[16];
+    for (int l = 0; l < 16; l++)
+        r[l] = l < rows ? _mm512_maskz_loadu_ps(mk, src + (size_t)l * lds + p)
+                        : _mm512_setzero_ps();
+    transpose16(r);
+    for (int c = 0; c < np; c++)
+        _mm512_storeu_ps(dst + (size_t)c * ldd, r[c]);
+}
+
 /* xt[p][r] = x[r][p] for r < mr (<= 64), p < k; lanes of the last group
  * past mr are zero, groups past it are not written (nor read). */
 static AVX512 void fx_pack(const float *x, int k, int mr, float *xt)
@@ -216,19 +232,9 @@ static AVX512 void fx_pack(const float *x, int k, int mr, float *xt)
     for (int g = 0; g < (mr + 15) / 16; g++) {
         int rows = mr - 16 * g < 16 ? mr - 16 * g : 16;
         const float *xg = x + (size_t)16 * g * k;
-        for (int p = 0; p < k; p += 16) {
-            int np = k - p < 16 ? k - p : 16;
-            __mmask16 mk = np == 16 ? 0xffff : tail_mask16(np);
-            __m512 r[16];
-            for (int l = 0; l < 16; l++)
-                r[l] = l < rows ? _mm512_maskz_loadu_ps(
-                                      mk, xg + (size_t)l * k + p)
-                                : _mm512_setzero_ps();
-            transpose16(r);
-            for (int c = 0; c < np; c++)
-                _mm512_store_ps(xt + (size_t)(p + c) * FX_ROWS + 16 * g,
-                                r[c]);
-        }
+        for (int p = 0; p < k; p += 16)
+            transpose_block(xg, (size_t)k, rows, p, k - p < 16 ? k - p : 16,
+                            xt + (size_t)p * FX_ROWS + 16 * g, FX_ROWS);
     }
 }
 
@@ -344,21 +350,12 @@ static AVX512 void linear_f_avx512(const float *x, int m,
 static AVX512 void transpose_kt_avx512(const float *k, int ld, int len,
                                        int dh, float *kt, size_t lp)
 {
-    for (int j = 0; j < (int)lp; j += 16) {
-        int rows = len - j < 16 ? len - j : 16;
-        for (int p = 0; p < dh; p += 16) {
-            int np = dh - p < 16 ? dh - p : 16;
-            __mmask16 mk = np == 16 ? 0xffff : tail_mask16(np);
-            __m512 r[16];
-            for (int l = 0; l < 16; l++)
-                r[l] = l < rows ? _mm512_maskz_loadu_ps(
-                                      mk, k + (size_t)(j + l) * ld + p)
-                                : _mm512_setzero_ps();
-            transpose16(r);
-            for (int c = 0; c < np; c++)
-                _mm512_storeu_ps(kt + (size_t)(p + c) * lp + j, r[c]);
-        }
-    }
+    for (int j = 0; j < (int)lp; j += 16)
+        for (int p = 0; p < dh; p += 16)
+            transpose_block(k + (size_t)j * ld, (size_t)ld,
+                            len - j < 16 ? len - j : 16, p,
+                            dh - p < 16 ? dh - p : 16, kt + (size_t)p * lp + j,
+                            lp);
 }
 
 /* ---- fp32: C = A . B -------------------------------------------------- */
