@@ -114,8 +114,12 @@ void kern_softmax(float *x, int n);
  * q, k, v and ctx rows are dh floats, `ld` / `ldc` floats apart.  Each
  * score is one in-order sum of products over dh (on the scalar path the
  * same operations as kern_gemm_nt), times scale, so results depend only on
- * this head's rows (determinism as above).  `scratch` holds kern_attention_scratch(len, dh) floats; the
- * caller owns it so that the hot path never allocates. */
+ * this head's rows (determinism as above).  The scalar path normalises
+ * the probabilities before P . V; the SIMD paths multiply the unnormalised
+ * exponentials by V and divide each context row by their sum (dh
+ * divisions a row instead of len).  `scratch` holds
+ * kern_attention_scratch(len, dh) floats; the caller owns it so that the
+ * hot path never allocates. */
 void kern_attention(int len, int dh, float scale, const float *q,
                     const float *k, const float *v, int ld, float *ctx,
                     int ldc, float *scratch);
