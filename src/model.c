@@ -26,29 +26,32 @@ struct model {
     bert_scratch scratch;
     char *name;
     int token_budget;
-    void **packed;        /* kern_pack buffers, 6 per layer (NULL if none) */
 };
 
-/* Lay the layers' weights out for the kernels once (kern_pack); where
- * that succeeds the products no longer read the file's copy, so its pages
- * are handed back to the page cache (mapfile_release). */
+/* The six products of layer L, in a fixed order. */
+static void layer_matrices(bert_layer *L, kern_matrix *mats[6])
+{
+    mats[0] = &L->q;
+    mats[1] = &L->k;
+    mats[2] = &L->v;
+    mats[3] = &L->o;
+    mats[4] = &L->up;
+    mats[5] = &L->down;
+}
+
+/* Lay the layers' weights out for the kernels once (kern_pack: each
+ * matrix owns its `packed` copy, freed in model_free); where that
+ * succeeds the products no longer read the file's copy, so its pages are
+ * handed back to the page cache (gguf_release).  Where it fails, products
+ * pack per call instead, with the same results. */
 static void pack_weights(model *m)
 {
-    int n = m->cfg.n_layers * 6;
-    m->packed = calloc((size_t)n, sizeof *m->packed);
-    if (!m->packed)
-        return; /* products pack per call instead: same results */
     for (int l = 0; l < m->cfg.n_layers; l++) {
-        bert_layer *L = &m->w.layers[l];
-        kern_matrix *mats[6] = { &L->q, &L->k, &L->v, &L->o, &L->up,
-                                 &L->down };
+        kern_matrix *mats[6];
+        layer_matrices(&m->w.layers[l], mats);
         for (int i = 0; i < 6; i++) {
-            void *p = kern_pack(mats[i]);
-            if (!p)
-                continue;
-            m->packed[l * 6 + i] = p;
-            mats[i]->packed = p;
-            if (m->gw.file)
+            mats[i]->packed = kern_pack(mats[i]);
+            if (mats[i]->packed && m->gw.file)
                 gguf_release(m->gw.file, mats[i]->data,
                              (size_t)mats[i]->rows *
                                  kern_row_bytes(mats[i]->type, mats[i]->cols));
@@ -124,14 +127,16 @@ void model_free(model *m)
 {
     if (!m)
         return;
-    hf_weights_free(&m->hw);
+    for (int l = 0; m->w.layers && l < m->cfg.n_layers; l++) {
+        kern_matrix *mats[6];
+        layer_matrices(&m->w.layers[l], mats);
+        for (int i = 0; i < 6; i++)
+            free((void *)mats[i]->packed);
+    }
+    hf_weights_free(&m->hw); /* frees w.layers: the packed copies first */
     gguf_weights_free(&m->gw);
     tok_free(m->tok);
     bert_scratch_free(&m->scratch);
-    if (m->packed)
-        for (int i = 0; i < m->cfg.n_layers * 6; i++)
-            free(m->packed[i]);
-    free(m->packed);
     free(m->name);
     free(m);
 }
