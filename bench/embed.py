@@ -4,9 +4,10 @@
 Run it through bench/embed.sh, which builds lode and sets up .venv-bench.
 Peers, all on all-MiniLM-L6-v2, the same texts and the same thread count:
 
-  lode f32 (the Hugging Face directory), lode f16 and q8_0 (GGUF files
-  made by `lode convert`), each measured twice (as a process and in
-  process, see below); sentence-transformers fp32 (PyTorch,
+  lode f32 (the Hugging Face directory), lode f16, q8_0 and q8_128
+  (GGUF files made by `lode convert`; q8_128 is lode's format for AMX,
+  on the scalar reference elsewhere), each measured twice (as a process
+  and in process, see below); sentence-transformers fp32 (PyTorch,
   torch.set_num_threads); ONNX Runtime fp32 (torch.onnx.export of BERT +
   mean pooling + normalisation) and int8 (onnxruntime's quantize_dynamic
   of that file), intra_op_num_threads set; llama.cpp through
@@ -47,7 +48,8 @@ What is measured, and how it is kept fair:
                 The CLI embeds up to 256 texts per library call.
               - in process (rows "lode ... (in process, batches of B)",
                 peers lode-f32-inproc, lode-f16-inproc,
-                lode-q8_0-inproc), as the Python peers are timed:
+                lode-q8_0-inproc, lode-q8_128-inproc), as the Python
+                peers are timed:
                 `bench/latency --throughput` loads the model, embeds all
                 texts once to warm up (the Python peers warm up on one
                 batch), then times each of --reps passes over all texts
@@ -93,12 +95,13 @@ LENGTHS = {"short": 12, "medium": 60, "long": 256}
 N_TEXTS = {"short": 512, "medium": 128, "long": 32}
 PY_PEERS = ["st-fp32", "ort-fp32", "ort-int8", "ov-fp32", "ov-int8",
             "ct2-int8", "llama-q8_0", "llama-f16"]
-LODE_PEERS = ["lode-f32", "lode-f16", "lode-q8_0"]
+LODE_PEERS = ["lode-f32", "lode-f16", "lode-q8_0", "lode-q8_128"]
 # The same models timed in process by bench/latency --throughput.
 INPROC_PEERS = [p + "-inproc" for p in LODE_PEERS]
 ALL_PEERS = LODE_PEERS + INPROC_PEERS + PY_PEERS
 LABELS = {
     "lode-f32": "lode f32", "lode-f16": "lode f16", "lode-q8_0": "lode q8_0",
+    "lode-q8_128": "lode q8_128",
     "st-fp32": "sentence-transformers fp32", "ort-fp32": "ONNX Runtime fp32",
     "ort-int8": "ONNX Runtime int8", "llama-q8_0": "llama.cpp q8_0",
     "llama-f16": "llama.cpp f16", "ov-fp32": "OpenVINO f32",
@@ -527,6 +530,7 @@ def prepare(args, work, peers):
     files = {"hf": args.model,
              "gguf-f16": os.path.join(work, "minilm-f16.gguf"),
              "gguf-q8_0": os.path.join(work, "minilm-q8_0.gguf"),
+             "gguf-q8_128": os.path.join(work, "minilm-q8_128.gguf"),
              "onnx-fp32": os.path.join(work, "minilm-fp32.onnx"),
              "onnx-int8": os.path.join(work, "minilm-int8.onnx"),
              "ov-fp32": os.path.join(work, "minilm-ov-fp32.xml"),
@@ -534,9 +538,10 @@ def prepare(args, work, peers):
              "ct2-int8": os.path.join(work, "minilm-ct2-int8")}
     os.makedirs(work, exist_ok=True)
     kinds = {p.split("-")[0] for p in peers}
-    for t in ("f16", "q8_0"):
+    for t in ("f16", "q8_0", "q8_128"):
         if (t == "q8_0" or "lode-f16" in peers or "llama-f16" in peers
-                or "lode-f16-inproc" in peers) \
+                or "lode-f16-inproc" in peers
+                or (t == "q8_128" and any("q8_128" in p for p in peers))) \
                 and not os.path.exists(files["gguf-" + t]):
             subprocess.run([args.lode, "convert", args.model,
                             files["gguf-" + t], "--type", t], check=True)
@@ -775,7 +780,8 @@ RATIOS = [("lode-q8_0", "st-fp32"), ("lode-q8_0", "ort-int8"),
           ("lode-q8_0", "llama-q8_0"), ("lode-q8_0", "ort-fp32"),
           ("lode-f32", "st-fp32"), ("lode-f32", "ort-fp32"),
           ("lode-f32", "ov-fp32"), ("lode-f16", "llama-f16"),
-          ("lode-q8_0-inproc", "ov-int8"), ("lode-f32-inproc", "ov-fp32")]
+          ("lode-q8_0-inproc", "ov-int8"), ("lode-f32-inproc", "ov-fp32"),
+          ("lode-q8_128", "ov-int8"), ("lode-q8_128-inproc", "ov-int8")]
 
 
 def goals(args, results):
@@ -786,6 +792,8 @@ def goals(args, results):
                                ("lode-q8_0", "llama-q8_0", 1.2),
                                ("lode-f32", "st-fp32", 1.5),
                                ("lode-q8_0", "ov-int8", 1.2),    # issue 15
+                               ("lode-q8_128", "ov-int8", 1.2),
+                               ("lode-q8_128-inproc", "ov-int8", 1.2),
                                ("lode-f32", "ov-fp32", 1.0)):
         ratios = {k: thr[ours][k] / thr[theirs][k] for k in thr.get(ours, {})
                   if thr.get(theirs, {}).get(k)}
@@ -796,10 +804,12 @@ def goals(args, results):
         out.append(f"{'MET' if ok else 'MISSED'}: {LABELS[ours]} >= {want}x "
                    f"{LABELS[theirs]} everywhere (lowest {ratios[worst]:.2f}x"
                    f" at {worst.replace('/', ' ')}T)")
-    cos = results["min_cosine"].get("lode-q8_0")
-    if cos is not None:
-        out.append(f"{'MET' if cos >= 0.997 else 'MISSED'}: lode q8_0 min "
-                   f"cosine vs sentence-transformers >= 0.997 ({cos:.5f})")
+    for peer in ("lode-q8_0", "lode-q8_128"):
+        cos = results["min_cosine"].get(peer)
+        if cos is not None:
+            out.append(f"{'MET' if cos >= 0.997 else 'MISSED'}: {LABELS[peer]}"
+                       f" min cosine vs sentence-transformers >= 0.997 "
+                       f"({cos:.5f})")
     lat = results["latency_ms"].get("lode-q8_0", {}).get("1")
     if lat is not None:
         out.append(f"{'MET' if lat < 2 else 'MISSED'}: one short query, "
@@ -895,7 +905,8 @@ def main():
     with open(reference_path) as f:
         ref = json.load(f)
     lode_models = {"lode-f32": files["hf"], "lode-f16": files["gguf-f16"],
-                   "lode-q8_0": files["gguf-q8_0"]}
+                   "lode-q8_0": files["gguf-q8_0"],
+                   "lode-q8_128": files["gguf-q8_128"]}
     inproc_models = {p + "-inproc": m for p, m in lode_models.items()}
     results = {"throughput": {}, "latency_ms": {}, "cold": {},
                "min_cosine": {}, "min_cosine_by_set": {}, "settings": {},

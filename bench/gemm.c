@@ -9,7 +9,8 @@
  * FLOP/cycle/core on Zen 4 (two 256-bit pipes; AVX-512 double-pumped), 64
  * on Xeons with two 512-bit pipes.  The header line also gives the nominal
  * figure from /proc/cpuinfo's clock and, with VNNI, the vpdpbusd peak in
- * int8 GOP/s, the ceiling of the q8_0 column.
+ * int8 GOP/s, the ceiling of the q8_0 column.  q8_128 (lode's blocks of
+ * 128) runs on AMX where the CPU has it, else on the scalar reference.
  *
  *   make bench && build/bench/gemm            # best path
  *   LODE_ISA=avx2 build/bench/gemm            # force a lower path
@@ -217,9 +218,11 @@ int main(int argc, char **argv)
     double mhz = cpuinfo_mhz();
     double peak_measured = measure_peak(), peak512 = 0, vnni = 0;
 #if defined(__x86_64__)
-    if (strncmp(kern_isa_name(), "avx512", 6) == 0)
+    if (strncmp(kern_isa_name(), "avx512", 6) == 0 ||
+        strcmp(kern_isa_name(), "amx") == 0)
         peak512 = measure_peak512();
-    if (strcmp(kern_isa_name(), "avx512vnni") == 0)
+    if (strcmp(kern_isa_name(), "avx512vnni") == 0 ||
+        strcmp(kern_isa_name(), "amx") == 0)
         vnni = measure_vnni_peak();
 #endif
     double peak_nominal = 32.0 * mhz / 1000.0; /* GFLOP/s per core */
@@ -239,31 +242,38 @@ int main(int argc, char **argv)
                                  { 1536, 384 }, { 384, 1536 } };
     static const int ms[] = { 16, 128, 512, 2048 };
     printf("\n%-5s %-10s | %-19s %-19s | %-19s %-19s | %-8s %-8s | %-8s "
-           "%-8s\n", "M", "N x K", "lode f32 1T", "OpenBLAS 1T",
+           "%-8s | %-8s %-8s\n", "M", "N x K", "lode f32 1T", "OpenBLAS 1T",
            "lode f32 2T", "OpenBLAS 2T", "q8_0 1T", "q8_0 2T", "f16 1T",
-           "f16 2T");
+           "f16 2T", "q8_128 1T", "2T");
     printf("%-5s %-10s | %-19s %-19s | %-19s %-19s | %-8s %-8s | %-8s "
-           "%-8s\n", "", "", "GFLOP/s  (% peak)", "GFLOP/s  (% peak)",
-           "GFLOP/s  (% peak)", "GFLOP/s  (% peak)", "GFLOP/s", "GFLOP/s",
-           "GFLOP/s", "GFLOP/s");
+           "%-8s | %-8s %-8s\n", "", "", "GFLOP/s  (% peak)",
+           "GFLOP/s  (% peak)", "GFLOP/s  (% peak)", "GFLOP/s  (% peak)",
+           "GFLOP/s", "GFLOP/s", "GFLOP/s", "GFLOP/s", "GFLOP/s", "GFLOP/s");
     for (size_t s = 0; s < sizeof nk / sizeof nk[0]; s++) {
         int n = nk[s][0], k = nk[s][1];
         float *wf = malloc((size_t)n * k * sizeof *wf);
         uint16_t *wh = malloc((size_t)n * k * sizeof *wh);
         uint8_t *wq = malloc((size_t)n * kern_row_bytes(KERN_Q8_0, k));
+        uint8_t *wq128 = malloc((size_t)n * kern_row_bytes(KERN_Q8_128, k));
         srand(1);
         for (size_t i = 0; i < (size_t)n * k; i++) {
             wf[i] = (float)rand() / RAND_MAX - 0.5f;
             wh[i] = kern_f32_to_f16(wf[i]);
         }
-        for (int r = 0; r < n; r++)
+        for (int r = 0; r < n; r++) {
             kern_quantize_q8_0(wf + (size_t)r * k, k,
                                wq + r * kern_row_bytes(KERN_Q8_0, k));
+            kern_quantize_q8_128(wf + (size_t)r * k, k,
+                                 wq128 + r * kern_row_bytes(KERN_Q8_128, k));
+        }
         kern_matrix w32 = { KERN_F32, n, k, wf, NULL };
         kern_matrix w16 = { KERN_F16, n, k, wh, NULL };
         kern_matrix w8 = { KERN_Q8_0, n, k, wq, NULL };
         void *w8_packed = kern_pack(&w8); /* as the model loader does */
         w8.packed = w8_packed;
+        kern_matrix w128 = { KERN_Q8_128, n, k, wq128, NULL };
+        void *w128_packed = kern_pack(&w128);
+        w128.packed = w128_packed;
         for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++) {
             int m = ms[mi];
             float *x = malloc((size_t)m * k * sizeof *x);
@@ -291,13 +301,21 @@ int main(int argc, char **argv)
             double h2 = bench(&c, samples);
             c.pool = NULL;
             double h1 = bench(&c, samples);
+            /* q8_128 off AMX is the scalar reference: a few samples */
+            c.w = &w128;
+            int s128 = w128_packed ? samples : 1;
+            double r1 = bench(&c, s128);
+            c.pool = pool2;
+            double r2 = bench(&c, s128);
+            c.pool = NULL;
             char shape[32];
             snprintf(shape, sizeof shape, "%dx%d", n, k);
             printf("%-5d %-10s | %6.1f  (%5.1f%%)     %6.1f  (%5.1f%%)     | "
                    "%6.1f  (%5.1f%%)     %6.1f  (%5.1f%%)     | %-8.1f %-8.1f "
-                   "| %-8.1f %-8.1f\n", m, shape, lode1, 100 * lode1 / peak,
-                   blas1, 100 * blas1 / peak, lode2, 50 * lode2 / peak,
-                   blas2, 50 * blas2 / peak, q1, q2, h1, h2);
+                   "| %-8.1f %-8.1f | %-8.1f %-8.1f\n", m, shape, lode1,
+                   100 * lode1 / peak, blas1, 100 * blas1 / peak, lode2,
+                   50 * lode2 / peak, blas2, 50 * blas2 / peak, q1, q2, h1,
+                   h2, r1, r2);
             fflush(stdout);
             free(x);
             free(out);
@@ -306,6 +324,8 @@ int main(int argc, char **argv)
         free(wh);
         free(wq);
         free(w8_packed);
+        free(wq128);
+        free(w128_packed);
     }
     pool_free(pool2);
     return 0;

@@ -112,6 +112,11 @@ size_t gguf_tensor_bytes(uint32_t type, uint64_t cols, uint64_t rows)
             return 0;
         per_row = cols / 32 * 34;
         break;
+    case GGUF_TYPE_LODE_Q8_128:
+        if (cols % 128)
+            return 0;
+        per_row = cols / 128 * 130;
+        break;
     default: return 0;
     }
     if (rows && per_row > SIZE_MAX / rows)
@@ -126,6 +131,7 @@ const char *gguf_type_name(uint32_t type)
     case GGUF_TYPE_F16: return "F16";
     case GGUF_TYPE_Q8_0: return "Q8_0";
     case GGUF_TYPE_BF16: return "BF16";
+    case GGUF_TYPE_LODE_Q8_128: return "Q8_128 (lode)";
     }
     return "unsupported";
 }
@@ -248,10 +254,12 @@ static int parse_tensor_info(cursor *c, gguf_tensor *t, char **name_out)
     if ((rc = rd_u32(c, &t->type, n)) || (rc = rd_u64(c, &t->offset, n)))
         return rc;
     if (t->type != GGUF_TYPE_F32 && t->type != GGUF_TYPE_F16 &&
-        t->type != GGUF_TYPE_Q8_0 && t->type != GGUF_TYPE_BF16)
+        t->type != GGUF_TYPE_Q8_0 && t->type != GGUF_TYPE_BF16 &&
+        t->type != GGUF_TYPE_LODE_Q8_128)
         return lode_error_set(c->err, LODE_EUNSUPPORTED,
                               "GGUF tensor '%s' has ggml type %u (lode reads "
-                              "F32, F16, BF16 and Q8_0)", n, t->type);
+                              "F32, F16, BF16, Q8_0 and its own Q8_128)", n,
+                              t->type);
     t->nbytes = gguf_tensor_bytes(t->type, t->ne[0], rows);
     if (!t->nbytes)
         return lode_error_set(c->err, LODE_EFORMAT,

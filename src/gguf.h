@@ -18,7 +18,8 @@
  *   7. padding to `general.alignment` (default 32)
  *   8. tensor data; each tensor at its offset, a multiple of the alignment
  * Types lode reads: F32 (0), F16 (1), Q8_0 (8: blocks of 32 values, an
- * fp16 scale then 32 int8), BF16 (30).
+ * fp16 scale then 32 int8), BF16 (30), and lode's own Q8_128 (1128: as
+ * Q8_0 with blocks of 128; other GGUF readers refuse such files).
  */
 #ifndef LODE_GGUF_H
 #define LODE_GGUF_H
@@ -37,6 +38,9 @@ enum gguf_value_type {
 enum gguf_tensor_type {
     GGUF_TYPE_F32 = 0, GGUF_TYPE_F16 = 1, GGUF_TYPE_Q8_0 = 8,
     GGUF_TYPE_BF16 = 30,
+    /* Not a ggml type: lode's q8_128 (kernels.h), in files only lode
+     * reads.  Far above ggml's numbers so that it never meets one. */
+    GGUF_TYPE_LODE_Q8_128 = 1128,
 };
 
 #define GGUF_MAX_DIMS 4

@@ -83,44 +83,50 @@ static void linear_f_scalar(const float *x, int m, const kern_matrix *w,
     }
 }
 
-/* One block of 32 activations to int8 codes and a float scale, the
- * definition the SIMD quantizers reproduce bit for bit. */
-static float quantize_block_x(const float *x, int8_t *q)
+/* One block of n activations (32 or 128) to int8 codes and a float scale,
+ * the definition the SIMD quantizers reproduce bit for bit. */
+static float quantize_block_x(const float *x, int n, int8_t *q)
 {
     float amax = 0.0f;
-    for (int i = 0; i < KERN_Q8_0_BLOCK; i++)
+    for (int i = 0; i < n; i++)
         if (fabsf(x[i]) > amax)
             amax = fabsf(x[i]);
     float id = amax > 0.0f ? 127.0f / amax : 0.0f;
-    for (int i = 0; i < KERN_Q8_0_BLOCK; i++)
+    for (int i = 0; i < n; i++)
         q[i] = (int8_t)lrintf(x[i] * id);
     return amax / 127.0f;
 }
 
-/* q8_0 reference.  Per output: acc = 0; for each block in order,
- * acc += (d_w * d_x) * (float)isum with isum the exact integer dot product;
- * then + bias.  Quantizes x block by block, so it needs no scratch. */
+/* q8_0 and q8_128 reference.  Per output: acc = 0; for each block in
+ * order, acc += (d_w * d_x) * (float)isum with isum the exact integer dot
+ * product; then + bias.  Quantizes x block by block, so it needs no
+ * scratch. */
 static int linear_q8_scalar(const float *x, const kern_qx *qx, int m,
                             const kern_matrix *w, const float *bias,
                             float *out, int n0, int n1)
 {
     (void)qx;
-    int k = w->cols, n = w->rows, nb = k / KERN_Q8_0_BLOCK;
-    size_t row_bytes = kern_row_bytes(KERN_Q8_0, k);
+    int k = w->cols, n = w->rows, bs = kern_q8_block(w->type), nb = k / bs;
+    size_t row_bytes = kern_row_bytes(w->type, k), blk_bytes = 2 + (size_t)bs;
     const uint8_t *data = w->data;
     for (int i = 0; i < m; i++) {
         float *oi = out + (size_t)i * n;
         for (int j = n0; j < n1; j++)
             oi[j] = 0.0f;
         for (int b = 0; b < nb; b++) {
-            int8_t q[KERN_Q8_0_BLOCK];
-            float dx = quantize_block_x(x + (size_t)i * k + b * 32, q);
+            int8_t q[KERN_Q8_128_BLOCK];
+            float dx = quantize_block_x(x + (size_t)i * k + (size_t)b * bs,
+                                        bs, q);
             for (int j = n0; j < n1; j++) {
-                const uint8_t *blk = data + (size_t)j * row_bytes + b * 34;
+                const uint8_t *blk = data + (size_t)j * row_bytes +
+                                     b * blk_bytes;
                 uint16_t dh;
                 memcpy(&dh, blk, 2);
                 float dw = kern_f16_to_f32(dh);
-                int32_t isum = kern__dot_q8(q, (const int8_t *)blk + 2);
+                const int8_t *qw = (const int8_t *)blk + 2;
+                int32_t isum = 0;
+                for (int p = 0; p < bs; p++)
+                    isum += (int32_t)q[p] * qw[p];
                 oi[j] += (dw * dx) * (float)isum;
             }
         }
@@ -202,10 +208,11 @@ const kern_ops kern__ops_scalar = {
 
 /* ---- choosing the path ----------------------------------------------- */
 
-enum { ISA_SCALAR, ISA_AVX2, ISA_AVX512, ISA_AVX512VNNI, ISA_COUNT };
+enum { ISA_SCALAR, ISA_AVX2, ISA_AVX512, ISA_AVX512VNNI, ISA_AMX,
+       ISA_COUNT };
 
 static const char *const isa_names[ISA_COUNT] = {
-    "scalar", "avx2", "avx512", "avx512vnni"
+    "scalar", "avx2", "avx512", "avx512vnni", "amx"
 };
 
 static const kern_ops *isa_table(int level)
@@ -215,10 +222,31 @@ static const kern_ops *isa_table(int level)
     case ISA_AVX2: return &kern__ops_avx2;
     case ISA_AVX512: return &kern__ops_avx512;
     case ISA_AVX512VNNI: return &kern__ops_avx512vnni;
+    case ISA_AMX: return &kern__ops_amx;
     }
 #endif
     (void)level;
     return &kern__ops_scalar;
+}
+
+#if defined(__x86_64__) && defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#define LODE_ARCH_REQ_XCOMP_PERM 0x1023
+#define LODE_XFEATURE_XTILEDATA 18
+#endif
+
+/* Linux (5.16+) hands out the 8 KB AMX tile state per process, on
+ * request; once granted it holds for every thread, and signal frames
+ * grow by its size. */
+static int amx_permitted(void)
+{
+#if defined(__x86_64__) && defined(__linux__)
+    return syscall(SYS_arch_prctl, LODE_ARCH_REQ_XCOMP_PERM,
+                   LODE_XFEATURE_XTILEDATA) == 0;
+#else
+    return 0;
+#endif
 }
 
 /* The best level this CPU and OS support. */
@@ -248,7 +276,14 @@ static int detect_level(void)
     /* opmask, upper halves of zmm0-15, zmm16-31 */
     if ((xcr0 & 0xe0) != 0xe0 || !f512 || !dq || !bw || !vl)
         return ISA_AVX2;
-    return vnni ? ISA_AVX512VNNI : ISA_AVX512;
+    if (!vnni)
+        return ISA_AVX512;
+    /* AMX-TILE and AMX-INT8, the tile state in XCR0 (bits 17, 18), and
+     * the kernel's leave to use it */
+    int amx = ((d >> 24) & 1) && ((d >> 25) & 1);
+    if (!amx || (xcr0 & 0x60000) != 0x60000 || !amx_permitted())
+        return ISA_AVX512VNNI;
+    return ISA_AMX;
 #else
     return ISA_SCALAR;
 #endif
@@ -370,15 +405,24 @@ size_t kern_row_bytes(kern_type type, int cols)
     case KERN_F32: return (size_t)cols * 4;
     case KERN_F16: return (size_t)cols * 2;
     case KERN_Q8_0: return (size_t)cols / KERN_Q8_0_BLOCK * KERN_Q8_0_BYTES;
+    case KERN_Q8_128:
+        return (size_t)cols / KERN_Q8_128_BLOCK * KERN_Q8_128_BYTES;
     }
     return 0;
 }
 
-/* Quantized-activation buffer for m rows of k in scratch slot 0. */
-static int qx_alloc(int m, int k, kern_qx *qx)
+int kern_q8_block(kern_type type)
 {
-    size_t qbytes = ((size_t)m * k + 63) & ~(size_t)63;
-    size_t dbytes = (size_t)m * (k / KERN_Q8_0_BLOCK) * sizeof(float);
+    return type == KERN_Q8_0 ? KERN_Q8_0_BLOCK
+         : type == KERN_Q8_128 ? KERN_Q8_128_BLOCK : 0;
+}
+
+/* Quantized-activation buffer for m rows of k, blocks of bs, in scratch
+ * slot 0 (KERN_QX_PAD_ROWS spare rows of codes). */
+static int qx_alloc(int m, int k, int bs, kern_qx *qx)
+{
+    size_t qbytes = ((size_t)(m + KERN_QX_PAD_ROWS) * k + 63) & ~(size_t)63;
+    size_t dbytes = (size_t)m * (k / bs) * sizeof(float);
     uint8_t *p = kern__scratch(0, qbytes + dbytes);
     if (!p)
         return -1;
@@ -389,8 +433,25 @@ static int qx_alloc(int m, int k, kern_qx *qx)
 
 static int linear_supported(const kern_matrix *w)
 {
+    int bs = kern_q8_block(w->type);
     return w->type == KERN_F32 || w->type == KERN_F16 ||
-           (w->type == KERN_Q8_0 && w->cols % KERN_Q8_0_BLOCK == 0);
+           (bs && w->cols % bs == 0);
+}
+
+/* The quantizer and product of a q8 type on path o (NULL quantizer: the
+ * product is the scalar reference, which quantizes as it goes). */
+static void q8_fns(const kern_ops *o, kern_type type,
+                   void (**quant)(const float *, int, int, const kern_qx *),
+                   int (**lin)(const float *, const kern_qx *, int,
+                               const kern_matrix *, const float *, float *,
+                               int, int))
+{
+    *quant = type == KERN_Q8_0 ? o->quantize_x : o->quantize_x128;
+    *lin = type == KERN_Q8_0 ? o->linear_q8 : o->linear_q128;
+    if (!*quant || !*lin) {
+        *quant = NULL;
+        *lin = kern__ops_scalar.linear_q8;
+    }
 }
 
 void *kern_pack(const kern_matrix *w)
@@ -417,21 +478,25 @@ void kern_linear(const float *x, int m, const kern_matrix *w,
         memset(out, 0, (size_t)m * w->rows * sizeof(float));
         return;
     }
-    if (w->type != KERN_Q8_0) {
+    if (!kern_q8_block(w->type)) {
         o->linear_f(x, m, w, bias, out, 0, w->rows);
         return;
     }
+    void (*quant)(const float *, int, int, const kern_qx *);
+    int (*lin)(const float *, const kern_qx *, int, const kern_matrix *,
+               const float *, float *, int, int);
+    q8_fns(o, w->type, &quant, &lin);
     kern_qx qx = { 0 };
-    if (o->quantize_x) {
-        if (qx_alloc(m, w->cols, &qx) != 0) {
-            o = &kern__ops_scalar; /* same bits, no scratch */
+    if (quant) {
+        if (qx_alloc(m, w->cols, kern_q8_block(w->type), &qx) != 0) {
+            lin = kern__ops_scalar.linear_q8; /* same bits, no scratch */
         } else {
             OPPROF_BEGIN(OPPROF_QUANTIZE);
-            o->quantize_x(x, m, w->cols, &qx);
+            quant(x, m, w->cols, &qx);
             OPPROF_END(OPPROF_QUANTIZE);
         }
     }
-    if (o->linear_q8(x, &qx, m, w, bias, out, 0, w->rows) != 0)
+    if (lin(x, &qx, m, w, bias, out, 0, w->rows) != 0)
         kern__ops_scalar.linear_q8(x, NULL, m, w, bias, out, 0, w->rows);
 }
 
@@ -441,6 +506,9 @@ void kern_linear(const float *x, int m, const kern_matrix *w,
  * tile (up to 32 columns) divides, so no tile is split. */
 typedef struct linear_job {
     const kern_ops *ops;
+    void (*quant)(const float *, int, int, const kern_qx *); /* q8 types */
+    int (*lin)(const float *, const kern_qx *, int, const kern_matrix *,
+               const float *, float *, int, int);
     const float *x;
     kern_qx qx;
     int m, k, n;
@@ -456,10 +524,10 @@ static void quantize_task(void *ctx, int task, int thread)
     linear_job *job = ctx;
     int i0 = task * job->row_chunk;
     int mi = job->m - i0 < job->row_chunk ? job->m - i0 : job->row_chunk;
-    int nb = job->k / KERN_Q8_0_BLOCK;
+    int nb = job->k / kern_q8_block(job->w->type);
     kern_qx part = { job->qx.q + (size_t)i0 * job->k,
                      job->qx.d + (size_t)i0 * nb };
-    job->ops->quantize_x(job->x + (size_t)i0 * job->k, mi, job->k, &part);
+    job->quant(job->x + (size_t)i0 * job->k, mi, job->k, &part);
 }
 
 static void linear_task(void *ctx, int task, int thread)
@@ -473,18 +541,17 @@ static void linear_task(void *ctx, int task, int thread)
     int mi = job->m - i0 < job->row_chunk ? job->m - i0 : job->row_chunk;
     const float *x = job->x + (size_t)i0 * job->k;
     float *out = job->out + (size_t)i0 * job->n;
-    if (job->w->type != KERN_Q8_0) {
+    if (!job->lin) {
         job->ops->linear_f(x, mi, job->w, job->bias, out, n0, n1);
         return;
     }
-    int nb = job->k / KERN_Q8_0_BLOCK;
+    int nb = job->k / kern_q8_block(job->w->type);
     kern_qx part = { 0 };
     if (job->qx.q) {
         part.q = job->qx.q + (size_t)i0 * job->k;
         part.d = job->qx.d + (size_t)i0 * nb;
     }
-    if (job->ops->linear_q8(x, &part, mi, job->w, job->bias, out, n0,
-                            n1) != 0)
+    if (job->lin(x, &part, mi, job->w, job->bias, out, n0, n1) != 0)
         kern__ops_scalar.linear_q8(x, NULL, mi, job->w, job->bias, out, n0,
                                    n1);
 }
@@ -522,9 +589,11 @@ void kern_linear_mt(struct pool *pool, const float *x, int m,
     job.row_chunk = (job.row_chunk + 7) / 8 * 8;
     int n_row = (m + job.row_chunk - 1) / job.row_chunk;
 
-    if (w->type == KERN_Q8_0 && job.ops->quantize_x) {
-        if (qx_alloc(m, job.k, &job.qx) != 0) {
-            job.ops = &kern__ops_scalar;
+    if (kern_q8_block(w->type))
+        q8_fns(job.ops, w->type, &job.quant, &job.lin);
+    if (job.quant) {
+        if (qx_alloc(m, job.k, kern_q8_block(w->type), &job.qx) != 0) {
+            job.lin = kern__ops_scalar.linear_q8;
         } else {
             OPPROF_BEGIN(OPPROF_QUANTIZE);
             pool_run(pool, n_row, quantize_task, &job);
@@ -634,22 +703,32 @@ float kern_dot(const float *a, const float *b, int n)
 
 /* ---- conversions and quantization ------------------------------------ */
 
-void kern_quantize_q8_0(const float *src, int n, void *dst)
+static void quantize_q8(const float *src, int n, int bs, void *dst)
 {
     uint8_t *out = dst;
-    for (int b = 0; b < n / KERN_Q8_0_BLOCK; b++) {
-        const float *x = src + b * KERN_Q8_0_BLOCK;
+    for (int b = 0; b < n / bs; b++) {
+        const float *x = src + (size_t)b * bs;
         float amax = 0.0f;
-        for (int i = 0; i < KERN_Q8_0_BLOCK; i++)
+        for (int i = 0; i < bs; i++)
             if (fabsf(x[i]) > amax)
                 amax = fabsf(x[i]);
         float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
         uint16_t dh = kern_f32_to_f16(d);
         memcpy(out, &dh, 2);
-        for (int i = 0; i < KERN_Q8_0_BLOCK; i++)
+        for (int i = 0; i < bs; i++)
             out[2 + i] = (uint8_t)(int8_t)roundf(x[i] * id);
-        out += KERN_Q8_0_BYTES;
+        out += 2 + bs;
     }
+}
+
+void kern_quantize_q8_0(const float *src, int n, void *dst)
+{
+    quantize_q8(src, n, KERN_Q8_0_BLOCK, dst);
+}
+
+void kern_quantize_q8_128(const float *src, int n, void *dst)
+{
+    quantize_q8(src, n, KERN_Q8_128_BLOCK, dst);
 }
 
 void kern_dequantize_row(const kern_matrix *w, int row, float *dst)
@@ -669,15 +748,18 @@ void kern_dequantize_row(const kern_matrix *w, int row, float *dst)
         }
         break;
     case KERN_Q8_0:
-        for (int b = 0; b < k / KERN_Q8_0_BLOCK; b++) {
-            const uint8_t *blk = p + (size_t)b * KERN_Q8_0_BYTES;
+    case KERN_Q8_128: {
+        int bs = kern_q8_block(w->type);
+        for (int b = 0; b < k / bs; b++) {
+            const uint8_t *blk = p + (size_t)b * (2 + bs);
             uint16_t h;
             memcpy(&h, blk, 2);
             float d = kern_f16_to_f32(h);
-            for (int i = 0; i < KERN_Q8_0_BLOCK; i++)
-                dst[b * KERN_Q8_0_BLOCK + i] = d * (float)(int8_t)blk[2 + i];
+            for (int i = 0; i < bs; i++)
+                dst[b * bs + i] = d * (float)(int8_t)blk[2 + i];
         }
         break;
+    }
     }
 }
 

@@ -9,9 +9,10 @@
  * stores it: [out_features][in_features], so y = x W^T + b.
  *
  * Paths: "scalar" (the reference, any CPU), "avx2" (AVX2+FMA+F16C),
- * "avx512" (AVX-512 F/BW/VL/DQ) and "avx512vnni" (adds VNNI for q8_0).  The
- * best path the CPU and OS support is picked once; the environment variable
- * LODE_ISA=scalar|avx2|avx512|avx512vnni forces a lower one.
+ * "avx512" (AVX-512 F/BW/VL/DQ), "avx512vnni" (adds VNNI for q8_0) and
+ * "amx" (adds AMX-INT8 for q8_128).  The best path the CPU and OS support
+ * is picked once; the environment variable
+ * LODE_ISA=scalar|avx2|avx512|avx512vnni|amx forces a lower one.
  *
  * Determinism.  On one path, every output element of kern_linear,
  * kern_linear_mt, kern_gemm_nt and kern_gemm_nn is computed by the same
@@ -19,9 +20,9 @@
  * many rows there are, and how the work is split among threads.  So a text
  * embeds to bitwise the same vector alone or in a batch, on 1 or N threads.
  * Different paths (avx2 vs avx512 vs scalar) sum fp32 products in different
- * orders and agree only to rounding (~1e-6 relative); q8_0 results are
- * bitwise identical on every path (exact integer block sums, then the same
- * float operations in the same order).
+ * orders and agree only to rounding (~1e-6 relative); q8_0 and q8_128
+ * results are bitwise identical on every path (exact integer block sums,
+ * then the same float operations in the same order).
  *
  * Threads: everything here is reentrant.  kern_linear on q8_0 weights uses
  * a per-thread scratch buffer that grows to the largest call and is then
@@ -41,6 +42,7 @@ typedef enum kern_type {
     KERN_F32 = 0,
     KERN_F16 = 1,
     KERN_Q8_0 = 8,   /* llama.cpp block layout: fp16 scale + 32 int8 */
+    KERN_Q8_128 = 128, /* lode's: the same layout with blocks of 128 */
 } kern_type;
 
 /* Q8_0 block: 32 consecutive weights of one row, value = d * qs[i].
@@ -48,6 +50,20 @@ typedef enum kern_type {
  * 2-33 qs.  34 bytes, no padding, no alignment promise. */
 #define KERN_Q8_0_BLOCK 32
 #define KERN_Q8_0_BYTES 34
+
+/* Q8_128 block: as Q8_0 with 128 weights, 130 bytes.  Activations are
+ * quantized per 128 too.  It exists for AMX (kernels_avx512.c): there a
+ * block is two 64-deep tile products whose exact sums must leave the
+ * tile to be scaled, and with blocks of 32 that store, not the matrix
+ * unit, set the speed.  Blocks of 128 cost accuracy (min cosine 0.9985
+ * against sentence-transformers for all-MiniLM-L6-v2, 0.9993 with q8_0),
+ * so it is an option, not the default.  Paths without AMX run it on the
+ * scalar reference: slow, the same bits. */
+#define KERN_Q8_128_BLOCK 128
+#define KERN_Q8_128_BYTES 130
+
+/* Weights per block of a q8 type (KERN_Q8_0, KERN_Q8_128); 0 for others. */
+int kern_q8_block(kern_type type);
 
 /* A weight matrix of `rows` output features by `cols` input features.
  * `data` is not owned (it usually points into an mmap'd file).  For
@@ -86,7 +102,8 @@ void *kern_pack(const kern_matrix *w);
 size_t kern_row_bytes(kern_type type, int cols);
 
 /* out[m][w->rows] = x[m][w->cols] . w^T + bias (bias may be NULL).
- * Weights of any kern_type are read in place, never converted up front. */
+ * Weights of any kern_type are read in place or from w->packed, never
+ * converted per call. */
 void kern_linear(const float *x, int m, const kern_matrix *w,
                  const float *bias, float *out);
 /* The same, split among the threads of `pool` (the caller takes part);
@@ -131,8 +148,10 @@ float kern_dot(const float *a, const float *b, int n);
 /* Quantize n floats (n % 32 == 0) to n/32 Q8_0 blocks at dst, exactly as
  * llama.cpp's quantize_row_q8_0_ref: d = max|x| / 127, q = roundf(x / d). */
 void kern_quantize_q8_0(const float *src, int n, void *dst);
-/* Row `row` of w as cols floats (embedding lookups).  Exact for F32, F16
- * and Q8_0 (d * q computed in float). */
+/* The same in blocks of 128 (n % 128 == 0): Q8_128. */
+void kern_quantize_q8_128(const float *src, int n, void *dst);
+/* Row `row` of w as cols floats (embedding lookups).  Exact for F32, F16,
+ * Q8_0 and Q8_128 (d * q computed in float). */
 void kern_dequantize_row(const kern_matrix *w, int row, float *dst);
 
 /* IEEE half <-> float, exact (float -> half rounds to nearest even). */

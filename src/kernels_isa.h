@@ -10,12 +10,16 @@
 
 #include "kernels.h"
 
-/* Activations quantized for q8_0 products: per row, k/32 blocks of 32
- * codes q (what is stored is up to the path: int8 for scalar and avx2,
- * int8 + 128 as uint8 for the VNNI path) and one float scale d per block,
+/* Activations quantized for q8_0 (q8_128) products: per row, k/32 (k/128)
+ * blocks of 32 (128) codes q (what is stored is up to the path: int8 for
+ * scalar, avx2 and AMX, int8 + 128 as uint8 for the VNNI path) and one
+ * float scale d per block,
  * with q = rint(x * 127 / amax), d = amax / 127 (amax = max |x| over the
- * block; q = 0, d = 0 when amax = 0).  Rows are k bytes and k/32 floats
- * apart. */
+ * block; q = 0, d = 0 when amax = 0).  Rows are k bytes and k/32 (k/128)
+ * floats apart.  The codes' buffer has KERN_QX_PAD_ROWS rows more than it
+ * holds (contents undefined), so a path may read whole tiles of 16 rows
+ * from any row. */
+#define KERN_QX_PAD_ROWS 16
 typedef struct kern_qx {
     uint8_t *q;
     float *d;
@@ -40,6 +44,12 @@ typedef struct kern_ops {
     int (*linear_q8)(const float *x, const kern_qx *qx, int m,
                      const kern_matrix *w, const float *bias, float *out,
                      int n0, int n1);
+    /* The same for Q8_128 weights; NULL (both) where the scalar reference
+     * serves (every path but AMX). */
+    void (*quantize_x128)(const float *x, int m, int k, const kern_qx *qx);
+    int (*linear_q128)(const float *x, const kern_qx *qx, int m,
+                       const kern_matrix *w, const float *bias, float *out,
+                       int n0, int n1);
     /* Bytes kern_pack needs for w (0: this path reads w in place), and the
      * packing into dst, 64-byte aligned.  NULL for paths without one. */
     size_t (*pack_bytes)(const kern_matrix *w);
@@ -69,6 +79,7 @@ extern const kern_ops kern__ops_scalar;
 extern const kern_ops kern__ops_avx2;
 extern const kern_ops kern__ops_avx512;
 extern const kern_ops kern__ops_avx512vnni;
+extern const kern_ops kern__ops_amx;
 
 /* AVX2 functions the AVX-512 tables share (kernels_avx2.c). */
 void kern__avx2_quantize_x(const float *x, int m, int k, const kern_qx *qx);

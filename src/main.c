@@ -32,7 +32,7 @@ static void usage(FILE *f)
           "                                        print one JSON vector per "
           "text\n"
           "  tokenize [-m MODEL] [--json] [TEXT...] print token ids per text\n"
-          "  convert SRC_DIR OUT.gguf [--type f32|f16|q8_0]\n"
+          "  convert SRC_DIR OUT.gguf [--type f32|f16|q8_0|q8_128]\n"
           "                                        write a model as one GGUF "
           "file\n",
           f);
@@ -324,7 +324,7 @@ static int cmd_convert(int argc, char **argv)
     }
     if (!src || !dst) {
         fprintf(stderr, "usage: lode convert SRC_DIR OUT.gguf "
-                        "[--type f32|f16|q8_0]\n");
+                        "[--type f32|f16|q8_0|q8_128]\n");
         return 2;
     }
     uint32_t type;
@@ -334,9 +334,11 @@ static int cmd_convert(int argc, char **argv)
         type = GGUF_TYPE_F16;
     else if (strcmp(type_name, "q8_0") == 0)
         type = GGUF_TYPE_Q8_0;
+    else if (strcmp(type_name, "q8_128") == 0)
+        type = GGUF_TYPE_LODE_Q8_128;
     else {
-        fprintf(stderr, "lode: --type must be f32, f16 or q8_0, not '%s'\n",
-                type_name);
+        fprintf(stderr, "lode: --type must be f32, f16, q8_0 or q8_128, "
+                        "not '%s'\n", type_name);
         return 2;
     }
     lode_error err = {0};

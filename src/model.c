@@ -160,6 +160,7 @@ const char *model_type_name(const model *m)
 {
     if (m->gw.file)
         return m->gw.type == GGUF_TYPE_Q8_0 ? "q8_0"
+             : m->gw.type == GGUF_TYPE_LODE_Q8_128 ? "q8_128"
              : m->gw.type == GGUF_TYPE_F16 ? "f16" : "f32";
     switch (m->hw.dtype) {
     case ST_F16: return "f16";

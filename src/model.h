@@ -37,7 +37,7 @@ int model_dim(const model *m);
 int model_max_seq_length(const model *m);
 /* Short name: the last component of the path it was loaded from. */
 const char *model_name(const model *m);
-/* Storage type of the weights: "f32", "f16", "bf16", "q8_0". */
+/* Storage type of the weights: "f32", "f16", "bf16", "q8_0", "q8_128". */
 const char *model_type_name(const model *m);
 /* Run the encoder on the threads of `pool` (owned by the caller, who
  * frees it after the model; NULL: the calling thread only).  One pool is

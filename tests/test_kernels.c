@@ -30,7 +30,8 @@
 #include <immintrin.h>
 #endif
 
-static const char *const simd_isas[] = { "avx2", "avx512", "avx512vnni" };
+static const char *const simd_isas[] = { "avx2", "avx512", "avx512vnni",
+                                          "amx" };
 #define N_SIMD (int)(sizeof simd_isas / sizeof simd_isas[0])
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
@@ -172,11 +173,15 @@ static weights make_weights(kern_type type, int rows, int cols)
         }
         r.data = h;
     } else {
-        size_t rb = kern_row_bytes(KERN_Q8_0, cols);
+        size_t rb = kern_row_bytes(type, cols);
         r.data = malloc(rows * rb);
         for (int i = 0; i < rows; i++) {
-            kern_quantize_q8_0(r.dense + (size_t)i * cols, cols,
-                               (uint8_t *)r.data + i * rb);
+            if (type == KERN_Q8_0)
+                kern_quantize_q8_0(r.dense + (size_t)i * cols, cols,
+                                   (uint8_t *)r.data + i * rb);
+            else
+                kern_quantize_q8_128(r.dense + (size_t)i * cols, cols,
+                                     (uint8_t *)r.data + i * rb);
         }
         r.w.data = r.data;
         for (int i = 0; i < rows; i++)
@@ -194,7 +199,8 @@ static void free_weights(weights *w)
 
 static const char *type_name(kern_type t)
 {
-    return t == KERN_F32 ? "f32" : t == KERN_F16 ? "f16" : "q8_0";
+    return t == KERN_F32 ? "f32" : t == KERN_F16 ? "f16"
+         : t == KERN_Q8_0 ? "q8_0" : "q8_128";
 }
 
 static void check_linear_shape(const char *isa, kern_type type, int m, int n,
@@ -208,10 +214,10 @@ static void check_linear_shape(const char *isa, kern_type type, int m, int n,
     kern_linear(x, m, &w.w, bias, ref);
     use_isa(isa);
     kern_linear(x, m, &w.w, bias, out);
-    if (type == KERN_Q8_0) {
+    if (kern_q8_block(type)) {
         CHECK(memcmp(out, ref, (size_t)m * n * sizeof *out) == 0,
-              "%s linear q8_0 m=%d n=%d k=%d differs from the reference",
-              isa, m, n, k);
+              "%s linear %s m=%d n=%d k=%d differs from the reference",
+              isa, type_name(type), m, n, k);
     } else {
         double worst = 0;
         for (int i = 0; i < m; i++)
@@ -232,10 +238,10 @@ static void check_linear_shape(const char *isa, kern_type type, int m, int n,
     kern_linear(x, m, &w.w, NULL, ref);
     use_isa(isa);
     kern_linear(x, m, &w.w, NULL, out);
-    if (type == KERN_Q8_0)
+    if (kern_q8_block(type))
         CHECK(memcmp(out, ref, (size_t)m * n * sizeof *out) == 0,
-              "%s linear q8_0 (no bias) m=%d n=%d k=%d differs", isa, m, n,
-              k);
+              "%s linear %s (no bias) m=%d n=%d k=%d differs", isa,
+              type_name(type), m, n, k);
     free(x);
     free(bias);
     free(out);
@@ -250,6 +256,8 @@ static void check_determinism(const char *isa, kern_type type, int m, int n,
 {
     use_isa(isa);
     weights w = make_weights(type, n, k);
+    void *pk = type == KERN_Q8_128 ? kern_pack(&w.w) : NULL;
+    w.w.packed = pk;
     float *x = rand_floats((size_t)m * k), *bias = rand_floats((size_t)n);
     float *batch = malloc((size_t)m * n * sizeof *batch);
     float *one = malloc((size_t)n * sizeof *one);
@@ -280,36 +288,43 @@ static void check_determinism(const char *isa, kern_type type, int m, int n,
     free(batch);
     free(one);
     free(mt);
+    free(pk);
     free_weights(&w);
 }
 
-/* kern_pack: made for q8_0 on avx512vnni only (NULL elsewhere), and with
- * it the products, alone and on 1..4 threads, give the reference's bits
- * while reading only the packed copy: w->data is overwritten first. */
-static void check_packed(const char *isa, int m, int n, int k, pool **pools)
+/* kern_pack: made for q8_0 on avx512vnni and amx and for q8_128 on amx
+ * only (NULL elsewhere), and with it the products, alone and on 1..4
+ * threads, give the reference's bits (q8_0: this path's unpacked; q8_128:
+ * the scalar reference, which serves it unpacked) while reading only the
+ * packed copy: w->data is overwritten first. */
+static void check_packed(const char *isa, kern_type type, int m, int n,
+                         int k, pool **pools)
 {
     use_isa(isa);
-    weights w = make_weights(KERN_Q8_0, n, k);
+    weights w = make_weights(type, n, k);
     float *x = rand_floats((size_t)m * k), *bias = rand_floats((size_t)n);
     float *ref = malloc((size_t)m * n * sizeof *ref);
     float *out = malloc((size_t)m * n * sizeof *out);
     kern_linear(x, m, &w.w, bias, ref);
     void *pk = kern_pack(&w.w);
-    int want = strcmp(isa, "avx512vnni") == 0;
-    CHECK((pk != NULL) == want, "%s kern_pack q8_0 %dx%d: %s", isa, n, k,
+    int amx = strcmp(isa, "amx") == 0;
+    int want = amx || (type == KERN_Q8_0 && strcmp(isa, "avx512vnni") == 0);
+    CHECK((pk != NULL) == want, "%s kern_pack %s %dx%d: %s", isa,
+          type_name(type), n, k,
           pk ? "made a copy this path does not read" : "made nothing");
     if (pk) {
         w.w.packed = pk;
-        memset(w.data, 0x55, (size_t)n * kern_row_bytes(KERN_Q8_0, k));
+        memset(w.data, 0x55, (size_t)n * kern_row_bytes(type, k));
         kern_linear(x, m, &w.w, bias, out);
         CHECK(memcmp(out, ref, (size_t)m * n * sizeof *out) == 0,
-              "%s packed q8_0 m=%d n=%d k=%d differs", isa, m, n, k);
+              "%s packed %s m=%d n=%d k=%d differs", isa, type_name(type),
+              m, n, k);
         for (int t = 0; t < 4; t++) {
             memset(out, 0, (size_t)m * n * sizeof *out);
             kern_linear_mt(pools[t], x, m, &w.w, bias, out);
             CHECK(memcmp(out, ref, (size_t)m * n * sizeof *out) == 0,
-                  "%s packed q8_0 m=%d n=%d k=%d: %d threads differ", isa,
-                  m, n, k, t + 1);
+                  "%s packed %s m=%d n=%d k=%d: %d threads differ", isa,
+                  type_name(type), m, n, k, t + 1);
         }
         free(pk);
     }
@@ -674,13 +689,16 @@ int main(void)
             { 384, 384 }, { 1152, 384 }, { 1536, 384 }, { 384, 1536 },
         };
         static const int real_m[] = { 1, 7, 10, 13, 16, 17, 33 };
-        for (int t = 0; t < 3; t++) {
-            kern_type type = t == 0 ? KERN_F32 : t == 1 ? KERN_F16 : KERN_Q8_0;
+        for (int t = 0; t < 4; t++) {
+            kern_type type = t == 0 ? KERN_F32 : t == 1 ? KERN_F16
+                           : t == 2 ? KERN_Q8_0 : KERN_Q8_128;
             for (int m = 1; m <= 70; m += (m < 12 ? 1 : 11))
                 for (int n = 1; n <= 70; n += (n < 20 ? 1 : 7))
                     for (int k = 32; k <= 96; k += 32)
                         check_linear_shape(isa, type, m, n,
-                                           type == KERN_Q8_0 ? k : k - m % 7);
+                                           type == KERN_Q8_0 ? k
+                                           : type == KERN_Q8_128 ? 4 * k
+                                           : k - m % 7);
             for (size_t r = 0; r < sizeof real_nk / sizeof real_nk[0]; r++)
                 for (size_t mi = 0; mi < sizeof real_m / sizeof real_m[0]; mi++)
                     check_linear_shape(isa, type, real_m[mi], real_nk[r][0],
@@ -695,13 +713,15 @@ int main(void)
     }
 
     for (int s = 0; s < n_isas; s++)
-        for (int t = 0; t < 3; t++) {
-            kern_type type = t == 0 ? KERN_F32 : t == 1 ? KERN_F16 : KERN_Q8_0;
+        for (int t = 0; t < 4; t++) {
+            kern_type type = t == 0 ? KERN_F32 : t == 1 ? KERN_F16
+                           : t == 2 ? KERN_Q8_0 : KERN_Q8_128;
             check_determinism(isas[s], type, 37, 384, 384, pools);
             check_determinism(isas[s], type, 11, 1536, 384, pools);
             /* the fewest rows kern_linear_mt still splits among threads */
             check_determinism(isas[s], type, 17, 1536, 384, pools);
-            check_determinism(isas[s], type, 70, 150, 64, pools);
+            check_determinism(isas[s], type, 70, 150,
+                              type == KERN_Q8_128 ? 128 : 64, pools);
         }
 
     static const int packed_m[] = { 1, 7, 16, 17, 33, 100 };
@@ -713,8 +733,19 @@ int main(void)
         for (size_t r = 0; r < sizeof packed_nk / sizeof packed_nk[0]; r++)
             for (size_t mi = 0; mi < sizeof packed_m / sizeof packed_m[0];
                  mi++)
-                check_packed(isas[s], packed_m[mi], packed_nk[r][0],
-                             packed_nk[r][1], pools);
+                check_packed(isas[s], KERN_Q8_0, packed_m[mi],
+                             packed_nk[r][0], packed_nk[r][1], pools);
+    /* q8_128: every row count 1..40 (AMX tiles of 16 rows and their
+     * tails) and the model's shapes */
+    static const int p128_nk[][2] = {
+        { 384, 384 }, { 1536, 384 }, { 384, 1536 }, { 17, 128 },
+        { 40, 256 }, { 1, 128 }, { 200, 640 },
+    };
+    for (int s = 0; s < n_isas; s++)
+        for (size_t r = 0; r < sizeof p128_nk / sizeof p128_nk[0]; r++)
+            for (int m = 1; m <= 40; m += r < 3 ? 13 : 1)
+                check_packed(isas[s], KERN_Q8_128, m, p128_nk[r][0],
+                             p128_nk[r][1], pools);
 
     /* q8_0 is bitwise the same on every path */
     {
