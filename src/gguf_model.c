@@ -567,13 +567,12 @@ int gguf_model_convert(const char *src, const char *out_path, uint32_t type,
         goto out;
     /* Small tables stay f32; the big matrices take the chosen type, but
      * for q8_128 the token table (read a row at a time, never multiplied)
-     * and Q, K and V keep q8_0: their input is a layer norm's output,
+     * and Q, K and V keep q8_0: Q, K and V read a layer norm's output,
      * whose outlier channels blocks of 128 quantize worst (all-MiniLM-L6-v2,
-     * tests/ref/minilm.json: worst cosine 0.9931 with every product in
-     * q8_128, 0.9960 so; 8% slower). */
-    uint32_t embd_type = type == GGUF_TYPE_LODE_Q8_128 ? GGUF_TYPE_Q8_0 : type;
-    uint32_t qkv_type = embd_type;
-    if ((rc = add_matrix(g, "token_embd.weight", embd_type, w.word.data,
+     * tests/ref/minilm.json: worst cosine 0.9931 with them in q8_128,
+     * 0.9960 with them in q8_0, which costs 8% of the speed). */
+    uint32_t q8_0_type = type == GGUF_TYPE_LODE_Q8_128 ? GGUF_TYPE_Q8_0 : type;
+    if ((rc = add_matrix(g, "token_embd.weight", q8_0_type, w.word.data,
                          cfg.vocab_size, H, err)) ||
         (rc = add_matrix(g, "position_embd.weight", GGUF_TYPE_F32, w.position,
                          cfg.max_position, H, err)) ||
@@ -590,11 +589,11 @@ int gguf_model_convert(const char *src, const char *out_path, uint32_t type,
 #define T(suffix, t, p, r, c)                                                \
     (snprintf(n, sizeof n, "blk.%d." suffix, l),                             \
      add_matrix(g, n, t, p, r, c, err))
-        rc = T("attn_q.weight", qkv_type, L->q.data, H, H) ||
+        rc = T("attn_q.weight", q8_0_type, L->q.data, H, H) ||
              T("attn_q.bias", GGUF_TYPE_F32, L->q_b, 0, H) ||
-             T("attn_k.weight", qkv_type, L->k.data, H, H) ||
+             T("attn_k.weight", q8_0_type, L->k.data, H, H) ||
              T("attn_k.bias", GGUF_TYPE_F32, L->k_b, 0, H) ||
-             T("attn_v.weight", qkv_type, L->v.data, H, H) ||
+             T("attn_v.weight", q8_0_type, L->v.data, H, H) ||
              T("attn_v.bias", GGUF_TYPE_F32, L->v_b, 0, H) ||
              T("attn_output.weight", type, L->o.data, H, H) ||
              T("attn_output.bias", GGUF_TYPE_F32, L->o_b, 0, H) ||

@@ -24,7 +24,7 @@
  * results are bitwise identical on every path (exact integer block sums,
  * then the same float operations in the same order).
  *
- * Threads: everything here is reentrant.  kern_linear on q8_0 weights uses
+ * Threads: everything here is reentrant.  kern_linear on q8 weights uses
  * a per-thread scratch buffer that grows to the largest call and is then
  * reused (freed when the thread exits), so the steady state never mallocs;
  * if that allocation fails it falls back to the scalar path rather than
@@ -55,10 +55,10 @@ typedef enum kern_type {
  * quantized per 128 too.  It exists for AMX (kernels_avx512.c): there a
  * block is two 64-deep tile products whose exact sums must leave the
  * tile to be scaled, and with blocks of 32 that store, not the matrix
- * unit, set the speed.  Blocks of 128 cost accuracy (min cosine 0.9985
- * against sentence-transformers for all-MiniLM-L6-v2, 0.9993 with q8_0),
- * so it is an option, not the default.  Paths without AMX run it on the
- * scalar reference: slow, the same bits. */
+ * unit, set the speed.  Blocks of 128 cost accuracy, so it is an option,
+ * not the default (gguf_model.c keeps Q, K and V in q8_0 for it; figures
+ * in README).  Paths without AMX run it on the scalar reference: slow,
+ * the same bits. */
 #define KERN_Q8_128_BLOCK 128
 #define KERN_Q8_128_BYTES 130
 

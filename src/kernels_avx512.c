@@ -1132,14 +1132,6 @@ static VNNI size_t pack_bytes_vnni(const kern_matrix *w)
 
 static VNNI void pack_vnni(const kern_matrix *w, void *dst)
 {
-    if (w->type == KERN_Q8_128) {
-        int nb = w->cols / KERN_Q8_128_BLOCK;
-        for (int j0 = 0; j0 < w->rows; j0 += 16)
-            pack_panel128(w, j0, w->rows - j0 < 16 ? w->rows - j0 : 16, nb,
-                          (uint8_t *)dst + (size_t)(j0 / 16) * nb *
-                                               P128_BLOCK_BYTES);
-        return;
-    }
     int nb = w->cols / KERN_Q8_0_BLOCK;
     for (int j0 = 0; j0 < w->rows; j0 += 16)
         pack_panel16(w, j0, w->rows - j0 < 16 ? w->rows - j0 : 16, nb,
@@ -1168,7 +1160,7 @@ const kern_ops kern__ops_avx512 = {
 #define VNNI_OPS                                                            \
     .gemm_nt = gemm_nt_avx512, .gemm_nn = gemm_nn_avx512,                   \
     .linear_f = linear_f_avx512, .quantize_x = quantize_x_vnni,             \
-    .linear_q8 = linear_q8_vnni, .pack = pack_vnni,                         \
+    .linear_q8 = linear_q8_vnni,                                            \
     .layernorm = kern__avx2_layernorm, .gelu = kern__avx2_gelu,             \
     .softmax = kern__avx2_softmax, .softmax_exp = kern__avx2_softmax_exp,   \
     .transpose_kt = transpose_kt_avx512, .scale = kern__avx2_scale,         \
@@ -1177,6 +1169,7 @@ const kern_ops kern__ops_avx512 = {
 const kern_ops kern__ops_avx512vnni = {
     .name = "avx512vnni",
     .pack_bytes = pack_bytes_vnni,
+    .pack = pack_vnni,
     VNNI_OPS,
 };
 
@@ -1189,11 +1182,25 @@ static AMX size_t pack_bytes_amx(const kern_matrix *w)
     return pack_bytes_vnni(w);
 }
 
+static AMX void pack_amx(const kern_matrix *w, void *dst)
+{
+    if (w->type != KERN_Q8_128) {
+        pack_vnni(w, dst);
+        return;
+    }
+    int nb = w->cols / KERN_Q8_128_BLOCK;
+    for (int j0 = 0; j0 < w->rows; j0 += 16)
+        pack_panel128(w, j0, w->rows - j0 < 16 ? w->rows - j0 : 16, nb,
+                      (uint8_t *)dst + (size_t)(j0 / 16) * nb *
+                                           P128_BLOCK_BYTES);
+}
+
 const kern_ops kern__ops_amx = {
     .name = "amx",
     .quantize_x128 = quantize_x128_avx512,
     .linear_q128 = linear_q128_amx,
     .pack_bytes = pack_bytes_amx,
+    .pack = pack_amx,
     VNNI_OPS,
 };
 

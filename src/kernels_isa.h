@@ -101,13 +101,4 @@ float kern__avx2_dot(const float *a, const float *b, int n);
  * NULL if the allocation fails. */
 void *kern__scratch(int slot, size_t bytes);
 
-/* The scalar q8_0 product of one block pair: sum qa[i] * qb[i], i < 32. */
-static inline int32_t kern__dot_q8(const int8_t *qa, const int8_t *qb)
-{
-    int32_t s = 0;
-    for (int i = 0; i < KERN_Q8_0_BLOCK; i++)
-        s += (int32_t)qa[i] * qb[i];
-    return s;
-}
-
 #endif
