@@ -21,8 +21,8 @@
  * reference does.  maddubs needs an unsigned operand, hence the sign
  * trick: |w| times x with w's sign (|x|, |w| <= 128 cannot saturate).
  *
- * The element-wise ops here (gelu, softmax, layernorm, add, dot) are also
- * what the AVX-512 paths use: on Zen 4 zmm gives them no extra throughput.
+ * The AVX-512 paths use softmax, scale and dot from here; they have their
+ * own 16-lane gelu, softmax_exp, layernorm and add (faster on Xeons).
  */
 #include "kernels_isa.h"
 
