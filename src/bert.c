@@ -153,6 +153,7 @@ typedef struct fwd_ctx {
     int chunks;              /* row chunks for the element-wise steps */
     size_t r0, r1;           /* the rows they cover (s->ffn holds r0..) */
     int after_attention;     /* which LayerNorm task_residual applies */
+    int attn_bf16;           /* this layer's attention in bfloat16 */
 } fwd_ctx;
 
 static void chunk_range(const fwd_ctx *c, int task, size_t *t0, size_t *t1)
@@ -173,9 +174,9 @@ static void task_attention(void *arg, int task, int thread)
     float *scratch = c->s->scores +
                      (size_t)thread *
                          kern_attention_scratch((int)c->s->len_cap, dh);
-    kern_attention(c->seq_lens[i], dh, 1.0f / sqrtf((float)dh),
-                   c->s->q + off, c->s->k + off, c->s->v + off, H,
-                   c->s->ctx + off, H, scratch);
+    (c->attn_bf16 ? kern_attention_bf16 : kern_attention)(
+        c->seq_lens[i], dh, 1.0f / sqrtf((float)dh), c->s->q + off,
+        c->s->k + off, c->s->v + off, H, c->s->ctx + off, H, scratch);
 }
 
 static void task_embed(void *arg, int task, int thread)
@@ -298,7 +299,7 @@ int bert_forward(const bert_config *cfg, const bert_weights *w,
             pos[t++] = p;
     }
     fwd_ctx c = {cfg, w, NULL, s, ids, seq_lens, seq_start, pos, n_seqs, T,
-                 0, 0, T, 0};
+                 0, 0, T, 0, 0};
     c.chunks = threads > 1 && T >= 8 ? 4 * threads : 1;
     if ((size_t)c.chunks > T)
         c.chunks = (int)T;
@@ -312,6 +313,11 @@ int bert_forward(const bert_config *cfg, const bert_weights *w,
     for (int l = 0; l < cfg->n_layers; l++) {
         const bert_layer *L = &w->layers[l];
         c.layer = L;
+        /* With q8 weights, attention on bfloat16 where the CPU runs it
+         * natively (AMX): 10x faster, and its error is a hundredth of the
+         * weights' (kernels.h) */
+        c.attn_bf16 = kern_q8_block(L->up.type) > 0 &&
+                      kern_attention_bf16_native(cfg->hidden / cfg->n_heads);
         /* Q, K, V projections over all tokens.            [T][H] each */
         kern_linear_mt(pool, x, (int)T, &L->q, L->q_b, s->q);
         kern_linear_mt(pool, x, (int)T, &L->k, L->k_b, s->k);

@@ -278,9 +278,11 @@ static int detect_level(void)
         return ISA_AVX2;
     if (!vnni)
         return ISA_AVX512;
-    /* AMX-TILE and AMX-INT8, the tile state in XCR0 (bits 17, 18), and
-     * the kernel's leave to use it */
-    int amx = ((d >> 24) & 1) && ((d >> 25) & 1);
+    /* AMX-BF16, AMX-TILE and AMX-INT8, AVX512-BF16 (leaf 7.1), the tile
+     * state in XCR0 (bits 17, 18), and the kernel's leave to use it */
+    int amx = ((d >> 22) & 1) && ((d >> 24) & 1) && ((d >> 25) & 1);
+    __cpuid_count(7, 1, a, b, c, d);
+    amx = amx && ((a >> 5) & 1);
     if (!amx || (xcr0 & 0x60000) != 0x60000 || !amx_permitted())
         return ISA_AVX512VNNI;
     return ISA_AMX;
@@ -301,8 +303,12 @@ static int level_by_name(const char *name)
     return -1;
 }
 
+static int attention_fp32; /* LODE_ATTENTION=fp32 */
+
 static void init_once_fn(void)
 {
+    const char *att = getenv("LODE_ATTENTION");
+    attention_fp32 = att && strcmp(att, "fp32") == 0;
     cpu_level = detect_level();
     int level = cpu_level;
     const char *forced = getenv("LODE_ISA");
@@ -642,8 +648,11 @@ static size_t attention_lp(int len) { return ((size_t)len + 15) / 16 * 16; }
 
 size_t kern_attention_scratch(int len, int dh)
 {
-    return (size_t)len * (size_t)len + (size_t)dh * attention_lp(len) +
-           (size_t)len;
+    size_t f32 = (size_t)len * (size_t)len + (size_t)dh * attention_lp(len) +
+                 (size_t)len;
+    size_t bf16 = ops()->attention_bf16_scratch
+                      ? ops()->attention_bf16_scratch(len, dh) : 0;
+    return f32 > bf16 ? f32 : bf16;
 }
 
 void kern_attention(int len, int dh, float scale, const float *q,
@@ -692,6 +701,76 @@ void kern_attention(int len, int dh, float scale, const float *q,
     for (int i = 0; i < len; i++)
         o->scale(ctx + (size_t)i * ldc, (size_t)dh, inv[i]);
     OPPROF_END(OPPROF_ATTN_CONTEXT);
+}
+
+/* x rounded to the nearest bfloat16, ties to even, with denormals as
+ * zero (as VCVTNE2PS2BF16 and TDPBF16PS treat them), as a float. */
+static float bf16_round(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    if ((u & 0x7f800000u) == 0)
+        u &= 0x80000000u;
+    else if ((u & 0x7f800000u) != 0x7f800000u)
+        u += 0x7fffu + ((u >> 16) & 1);
+    u &= 0xffff0000u;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+/* The reference of kern_attention_bf16: kern_attention's steps in order,
+ * on bfloat16 inputs, with fp32 sums and unrounded softmax sums. */
+static void attention_bf16_scalar(int len, int dh, float scale,
+                                  const float *q, const float *k,
+                                  const float *v, int ld, float *ctx,
+                                  int ldc, float *s)
+{
+    for (int i = 0; i < len; i++)
+        for (int j = 0; j < len; j++) {
+            float acc = 0.0f;
+            for (int p = 0; p < dh; p++)
+                acc = fmaf(bf16_round(q[(size_t)i * ld + p]),
+                           bf16_round(k[(size_t)j * ld + p]), acc);
+            s[(size_t)i * len + j] = acc;
+        }
+    for (int i = 0; i < len; i++) {
+        float *row = s + (size_t)i * len, max = row[0], sum = 0.0f;
+        for (int j = 1; j < len; j++)
+            max = row[j] > max ? row[j] : max;
+        for (int j = 0; j < len; j++) {
+            float e = expf(row[j] * scale - max * scale);
+            sum += e;
+            row[j] = bf16_round(e);
+        }
+        for (int p = 0; p < dh; p++) {
+            float acc = 0.0f;
+            for (int j = 0; j < len; j++)
+                acc = fmaf(row[j], bf16_round(v[(size_t)j * ld + p]), acc);
+            ctx[(size_t)i * ldc + p] = acc / sum;
+        }
+    }
+}
+
+void kern_attention_bf16(int len, int dh, float scale, const float *q,
+                         const float *k, const float *v, int ld, float *ctx,
+                         int ldc, float *scratch)
+{
+    if (len <= 0 || dh <= 0)
+        return;
+    const kern_ops *o = ops();
+    OPPROF_BEGIN(OPPROF_ATTN_SCORES);
+    int rc = o->attention_bf16 ? o->attention_bf16(len, dh, scale, q, k, v,
+                                                   ld, ctx, ldc, scratch)
+                               : -1;
+    if (rc)
+        attention_bf16_scalar(len, dh, scale, q, k, v, ld, ctx, ldc, scratch);
+    OPPROF_END(OPPROF_ATTN_SCORES);
+}
+
+int kern_attention_bf16_native(int dh)
+{
+    return ops()->attention_bf16 != NULL && !attention_fp32 && dh > 0 &&
+           dh <= KERN_ATTENTION_BF16_MAX_DH;
 }
 
 void kern_add(float *y, const float *x, size_t n) { ops()->add(y, x, n); }

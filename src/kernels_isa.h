@@ -68,6 +68,13 @@ typedef struct kern_ops {
      * NULL: a plain loop. */
     void (*transpose_kt)(const float *k, int ld, int len, int dh, float *kt,
                          size_t lp);
+    /* kern_attention_bf16, and the floats of scratch it needs; NULL (both)
+     * where the scalar reference serves.  Returns -1 (nothing written)
+     * for a head size it does not take. */
+    int (*attention_bf16)(int len, int dh, float scale, const float *q,
+                          const float *k, const float *v, int ld, float *ctx,
+                          int ldc, float *scratch);
+    size_t (*attention_bf16_scratch)(int len, int dh);
     /* y[i] *= f (set wherever softmax_exp is) */
     void (*scale)(float *y, size_t n, float f);
     void (*add)(float *y, const float *x, size_t n);

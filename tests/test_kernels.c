@@ -512,6 +512,76 @@ static void check_elementwise(const char *isa)
     free(ref);
 }
 
+/* kern_attention_bf16 against the scalar path's, as check_attention.
+ * Both round the same inputs to bfloat16; what differs is fp32 rounding
+ * of the scores and sums (~1e-6) and the exponentials (expf against a
+ * 2^x fit within 1e-5), either of which can tip an exponential's
+ * bfloat16 rounding by one step (2^-8 relative).  So |ctx - ref| <= 2e-3
+ * (v in [-1, 1]; measured worst 2.1e-4), where one key's weight read
+ * from the wrong place is of order 0.1.  Also: each result within 2e-2
+ * of fp32 kern_attention (bfloat16's error; measured worst 9.6e-3). */
+static void check_attention_bf16(const char *isa, int len, int dh, int ld)
+{
+    int off = ld - dh;
+    size_t n = (size_t)len * ld, nc = (size_t)len * dh;
+    float *q = rand_floats(n), *k = rand_floats(n), *v = rand_floats(n);
+    for (size_t i = 0; i < n; i++) {
+        q[i] *= 3.0f;
+        k[i] *= 3.0f;
+    }
+    float scale = 1.0f / sqrtf((float)dh);
+    float *ref = malloc(n * sizeof *ref), *ctx = malloc(n * sizeof *ctx);
+    float *f32 = malloc(n * sizeof *f32);
+    float *scratch = malloc(kern_attention_scratch(len, dh) * sizeof *scratch);
+    for (size_t i = 0; i < n; i++)
+        ref[i] = ctx[i] = 12345.0f;
+    use_isa("scalar");
+    kern_attention_bf16(len, dh, scale, q + off, k + off, v + off, ld,
+                        ref + off, ld, scratch);
+    kern_attention(len, dh, scale, q + off, k + off, v + off, ld, f32 + off,
+                   ld, scratch);
+    use_isa(isa);
+    kern_attention_bf16(len, dh, scale, q + off, k + off, v + off, ld,
+                        ctx + off, ld, scratch);
+    double worst = 0, worst32 = 0;
+    int pad_ok = 1;
+    for (int i = 0; i < len; i++)
+        for (int j = 0; j < ld; j++) {
+            size_t at = (size_t)i * ld + j;
+            if (j < off) {
+                pad_ok &= ctx[at] == 12345.0f;
+                continue;
+            }
+            double e = fabs((double)ctx[at] - ref[at]) / 2e-3;
+            double e32 = fabs((double)ctx[at] - f32[at]) / 2e-2;
+            worst = e > worst || e != e ? e : worst;
+            worst32 = e32 > worst32 || e32 != e32 ? e32 : worst32;
+        }
+    CHECK(worst <= 1.0, "%s bf16 attention len=%d dh=%d: error %.3g x "
+          "tolerance", isa, len, dh, worst);
+    CHECK(worst32 <= 1.0, "%s bf16 attention len=%d dh=%d: %.3g x "
+          "tolerance from fp32", isa, len, dh, worst32);
+    CHECK(pad_ok, "%s bf16 attention len=%d dh=%d wrote outside its head",
+          isa, len, dh);
+
+    float *qc = malloc(nc * sizeof *qc), *kc = malloc(nc * sizeof *kc);
+    float *vc = malloc(nc * sizeof *vc), *cc = malloc(nc * sizeof *cc);
+    for (int i = 0; i < len; i++) {
+        memcpy(qc + (size_t)i * dh, q + (size_t)i * ld + off, dh * sizeof *q);
+        memcpy(kc + (size_t)i * dh, k + (size_t)i * ld + off, dh * sizeof *k);
+        memcpy(vc + (size_t)i * dh, v + (size_t)i * ld + off, dh * sizeof *v);
+    }
+    kern_attention_bf16(len, dh, scale, qc, kc, vc, dh, cc, dh, scratch);
+    int same = 1;
+    for (int i = 0; i < len; i++)
+        same &= !memcmp(cc + (size_t)i * dh, ctx + (size_t)i * ld + off,
+                        (size_t)dh * sizeof *cc);
+    CHECK(same, "%s bf16 attention len=%d dh=%d depends on the layout", isa,
+          len, dh);
+    free(q); free(k); free(v); free(ref); free(ctx); free(f32); free(scratch);
+    free(qc); free(kc); free(vc); free(cc);
+}
+
 /* ---- conversions and quantization ------------------------------------- */
 
 #if defined(__x86_64__)
@@ -712,9 +782,14 @@ int main(void)
                                        real_nk[r][1]);
         }
         check_elementwise(isa);
-        for (size_t a = 0; a < sizeof att / sizeof att[0]; a++)
+        for (size_t a = 0; a < sizeof att / sizeof att[0]; a++) {
             check_attention(isa, att[a][0], att[a][1],
                             att[a][1] * 12 + (int)a % 3);
+            check_attention_bf16(isa, att[a][0], att[a][1],
+                                 att[a][1] * 12 + (int)a % 3);
+        }
+        check_attention_bf16(isa, 77, 80, 80 * 4); /* past the AMX heads */
+        check_attention_bf16(isa, 512, 32, 384);
         printf("kernels: %s vs scalar: %s\n", isa,
                test_failed == before ? "ok" : "FAILED");
     }
