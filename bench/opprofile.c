@@ -333,7 +333,7 @@ out:
 
 typedef struct row {
     const char *label;
-    int ops[5];       /* summed; -1 ends */
+    int ops[6];       /* summed; -1 ends */
     int detail;       /* printed with --attention-detail only */
     int q8_only;
 } row;
@@ -350,11 +350,12 @@ static const row rows[] = {
     {"activation quantisation (q8_0)", {OPPROF_QUANTIZE, -1}, 0, 1},
     {"attention (scores, softmax, context)",
      {OPPROF_ATTENTION, OPPROF_ATTN_KT, OPPROF_ATTN_SCORES,
-      OPPROF_ATTN_SOFTMAX, OPPROF_ATTN_CONTEXT}, 0, 0},
+      OPPROF_ATTN_SOFTMAX, OPPROF_ATTN_CONTEXT, OPPROF_ATTN_BF16}, 0, 0},
     {"- K transposed", {OPPROF_ATTN_KT, -1}, 1, 0},
     {"- scores Q.K^T", {OPPROF_ATTN_SCORES, -1}, 1, 0},
     {"- softmax", {OPPROF_ATTN_SOFTMAX, -1}, 1, 0},
     {"- context P.V", {OPPROF_ATTN_CONTEXT, -1}, 1, 0},
+    {"- all of it in bf16 (AMX; q8 models)", {OPPROF_ATTN_BF16, -1}, 1, 0},
     {"- rest (task hand-out, waiting)", {OPPROF_ATTENTION, -1}, 1, 0},
     {"residual + LayerNorm (2 a layer)", {OPPROF_RESIDUAL_LN, -1}, 0, 0},
     {"GELU", {OPPROF_GELU, -1}, 0, 0},
@@ -365,7 +366,7 @@ static const row rows[] = {
 static double row_ns(const row *rw, const result *r)
 {
     double s = 0;
-    for (int i = 0; i < 5 && rw->ops[i] >= 0; i++)
+    for (int i = 0; i < 6 && rw->ops[i] >= 0; i++)
         s += r->ns[rw->ops[i]];
     return s;
 }

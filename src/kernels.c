@@ -758,13 +758,13 @@ void kern_attention_bf16(int len, int dh, float scale, const float *q,
     if (len <= 0 || dh <= 0)
         return;
     const kern_ops *o = ops();
-    OPPROF_BEGIN(OPPROF_ATTN_SCORES);
+    OPPROF_BEGIN(OPPROF_ATTN_BF16);
     int rc = o->attention_bf16 ? o->attention_bf16(len, dh, scale, q, k, v,
                                                    ld, ctx, ldc, scratch)
                                : -1;
     if (rc)
         attention_bf16_scalar(len, dh, scale, q, k, v, ld, ctx, ldc, scratch);
-    OPPROF_END(OPPROF_ATTN_SCORES);
+    OPPROF_END(OPPROF_ATTN_BF16);
 }
 
 int kern_attention_bf16_native(int dh)

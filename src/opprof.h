@@ -39,6 +39,7 @@ typedef enum opprof_op {
     OPPROF_ATTN_SCORES,
     OPPROF_ATTN_SOFTMAX,
     OPPROF_ATTN_CONTEXT,
+    OPPROF_ATTN_BF16,     /* kern_attention_bf16, whole ("detail") */
     OPPROF_COUNT
 } opprof_op;
 
