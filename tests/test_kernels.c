@@ -350,6 +350,34 @@ static void check_packed(const char *isa, kern_type type, int m, int n,
 
 /* ---- attention ---------------------------------------------------------- */
 
+typedef void (*attention_fn)(int len, int dh, float scale, const float *q,
+                             const float *k, const float *v, int ld,
+                             float *ctx, int ldc, float *scratch);
+
+/* Whether f on the head (the last dh of ld columns) copied into a compact
+ * [len][dh] layout gives the bits it gave in place (ctx, ld apart). */
+static int same_compact(attention_fn f, int len, int dh, int ld, float scale,
+                        const float *q, const float *k, const float *v,
+                        const float *ctx, float *scratch)
+{
+    int off = ld - dh;
+    size_t nc = (size_t)len * dh;
+    float *qc = calloc(nc, sizeof *qc), *kc = calloc(nc, sizeof *kc);
+    float *vc = calloc(nc, sizeof *vc), *cc = calloc(nc, sizeof *cc);
+    for (int i = 0; i < len; i++) {
+        memcpy(qc + (size_t)i * dh, q + (size_t)i * ld + off, dh * sizeof *q);
+        memcpy(kc + (size_t)i * dh, k + (size_t)i * ld + off, dh * sizeof *k);
+        memcpy(vc + (size_t)i * dh, v + (size_t)i * ld + off, dh * sizeof *v);
+    }
+    f(len, dh, scale, qc, kc, vc, dh, cc, dh, scratch);
+    int same = 1;
+    for (int i = 0; i < len; i++)
+        same &= !memcmp(cc + (size_t)i * dh, ctx + (size_t)i * ld + off,
+                        (size_t)dh * sizeof *cc);
+    free(qc); free(kc); free(vc); free(cc);
+    return same;
+}
+
 /* kern_attention on one head of a [len][ld] q/k/v layout, against the
  * scalar path (|ctx - ref| <= 2e-6: scores differ by rounding, softmax
  * weights sum to 1 and |v| < 1; measured worst 1.15e-6), with the columns
@@ -414,22 +442,10 @@ static void check_attention(const char *isa, int len, int dh, int ld)
           len, dh);
 
     /* the same head alone, rows dh apart: the same bits */
-    float *qc = malloc(nc * sizeof *qc), *kc = malloc(nc * sizeof *kc);
-    float *vc = malloc(nc * sizeof *vc), *cc = malloc(nc * sizeof *cc);
-    for (int i = 0; i < len; i++) {
-        memcpy(qc + (size_t)i * dh, q + (size_t)i * ld + off, dh * sizeof *q);
-        memcpy(kc + (size_t)i * dh, k + (size_t)i * ld + off, dh * sizeof *k);
-        memcpy(vc + (size_t)i * dh, v + (size_t)i * ld + off, dh * sizeof *v);
-    }
-    kern_attention(len, dh, scale, qc, kc, vc, dh, cc, dh, scratch);
-    int same = 1;
-    for (int i = 0; i < len; i++)
-        same &= !memcmp(cc + (size_t)i * dh, ctx + (size_t)i * ld + off,
-                        (size_t)dh * sizeof *cc);
-    CHECK(same, "%s attention len=%d dh=%d depends on the layout", isa, len,
-          dh);
+    CHECK(same_compact(kern_attention, len, dh, ld, scale, q, k, v, ctx,
+                       scratch),
+          "%s attention len=%d dh=%d depends on the layout", isa, len, dh);
     free(q); free(k); free(v); free(ref); free(ctx); free(scratch);
-    free(qc); free(kc); free(vc); free(cc);
 }
 
 static void check_elementwise(const char *isa)
@@ -523,7 +539,7 @@ static void check_elementwise(const char *isa)
 static void check_attention_bf16(const char *isa, int len, int dh, int ld)
 {
     int off = ld - dh;
-    size_t n = (size_t)len * ld, nc = (size_t)len * dh;
+    size_t n = (size_t)len * ld;
     float *q = rand_floats(n), *k = rand_floats(n), *v = rand_floats(n);
     for (size_t i = 0; i < n; i++) {
         q[i] *= 3.0f;
@@ -564,22 +580,11 @@ static void check_attention_bf16(const char *isa, int len, int dh, int ld)
     CHECK(pad_ok, "%s bf16 attention len=%d dh=%d wrote outside its head",
           isa, len, dh);
 
-    float *qc = malloc(nc * sizeof *qc), *kc = malloc(nc * sizeof *kc);
-    float *vc = malloc(nc * sizeof *vc), *cc = malloc(nc * sizeof *cc);
-    for (int i = 0; i < len; i++) {
-        memcpy(qc + (size_t)i * dh, q + (size_t)i * ld + off, dh * sizeof *q);
-        memcpy(kc + (size_t)i * dh, k + (size_t)i * ld + off, dh * sizeof *k);
-        memcpy(vc + (size_t)i * dh, v + (size_t)i * ld + off, dh * sizeof *v);
-    }
-    kern_attention_bf16(len, dh, scale, qc, kc, vc, dh, cc, dh, scratch);
-    int same = 1;
-    for (int i = 0; i < len; i++)
-        same &= !memcmp(cc + (size_t)i * dh, ctx + (size_t)i * ld + off,
-                        (size_t)dh * sizeof *cc);
-    CHECK(same, "%s bf16 attention len=%d dh=%d depends on the layout", isa,
-          len, dh);
+    CHECK(same_compact(kern_attention_bf16, len, dh, ld, scale, q, k, v, ctx,
+                       scratch),
+          "%s bf16 attention len=%d dh=%d depends on the layout", isa, len,
+          dh);
     free(q); free(k); free(v); free(ref); free(ctx); free(f32); free(scratch);
-    free(qc); free(kc); free(vc); free(cc);
 }
 
 /* ---- conversions and quantization ------------------------------------- */
